@@ -1,0 +1,39 @@
+// fleetcast: one binary, many subcommands. Parsing and exit codes live
+// here; each subcommand is registered from its own file.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <exception>
+
+#include "cli/cli_common.h"
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  using namespace fleetcast::cli;
+  CLI::App app{
+      "fleetcast: distribute versioned datasets to fleets of nodes, verified "
+      "end to end"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "fleetcast 0.1.0");
+  Runner run;
+  RegisterKeygen(app, run);
+  RegisterPublish(app, run);
+  RegisterManifest(app, run);
+  RegisterVerify(app, run);
+  RegisterCheckout(app, run);
+  RegisterVersions(app, run);
+  RegisterGenerate(app, run);
+  RegisterDemo(app, run);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  try {
+    return run ? run() : kExitUsage;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "fleetcast: internal error: {}\n", e.what());
+    return kExitFailure;
+  }
+}

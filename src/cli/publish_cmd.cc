@@ -1,0 +1,116 @@
+// fleetcast publish DIR --store STORE --dataset NAME --key KEY [--label L]
+//   [--chunk-min/avg/max SIZE] [--threads N] [--json]
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli/cli_common.h"
+#include "cli/commands.h"
+#include "obs/progress.h"
+#include "store/publisher.h"
+
+namespace fleetcast::cli {
+namespace {
+
+struct PublishArgs {
+  std::string dir;
+  std::string store;
+  std::string dataset;
+  std::string key;
+  std::string label;
+  std::string chunk_min = "64KiB";
+  std::string chunk_avg = "256KiB";
+  std::string chunk_max = "1MiB";
+  unsigned threads = 0;
+  bool json = false;
+};
+
+Result<ChunkingParams> ParseChunking(const PublishArgs& a) {
+  ChunkingParams p;
+  for (auto [text, field] : {std::pair{&a.chunk_min, &p.min_size},
+                             std::pair{&a.chunk_avg, &p.avg_size},
+                             std::pair{&a.chunk_max, &p.max_size}}) {
+    auto v = ParseSize(*text);
+    if (!v) return std::unexpected(v.error());
+    if (*v > ChunkingParams::kMaxChunkLimit) {
+      return MakeError(ErrorCode::kInvalidArgument, *text,
+                       "chunk size above the 64 MiB limit");
+    }
+    *field = static_cast<uint32_t>(*v);
+  }
+  if (auto st = p.Validate(); !st) return std::unexpected(st.error());
+  return p;
+}
+
+int RunPublish(const PublishArgs& a) {
+  auto chunking = ParseChunking(a);
+  if (!chunking) return ReportError(chunking.error());
+  auto key = LoadSigningKey(a.key);
+  if (!key) return ReportError(key.error());
+  auto store = OpenOriginStore(a.store, /*must_exist=*/false);
+  if (!store) return ReportError(store.error());
+
+  ProgressBar bar("publishing");
+  PublishOptions options;
+  options.dataset = a.dataset;
+  options.label = a.label;
+  options.chunking = *chunking;
+  options.created_unix_s = UnixNow();
+  options.threads = a.threads;
+  options.on_progress = [&](uint64_t done, uint64_t total) {
+    bar.Update(done, total);
+  };
+  auto result =
+      Publish(a.dir, *store->chunks, *store->registry, *key, options);
+  bar.Finish();
+  if (!result) return ReportError(result.error());
+  if (a.json) {
+    nlohmann::json j = {
+        {"root", result->root.Hex()},     {"label", result->label},
+        {"dataset", result->dataset},     {"files", result->files},
+        {"bytes", result->bytes},         {"chunks", result->chunks},
+        {"new_chunks", result->new_chunks},
+        {"new_bytes", result->new_bytes}, {"seconds", result->seconds}};
+    fmt::print("{}\n", j.dump());
+  } else {
+    fmt::print("{}\n", result->root.Hex());
+    fmt::print(stderr,
+               "published {}@{}: {} files, {} in {} chunks; {} new in {} "
+               "chunks; {:.2f} s\n",
+               result->dataset, result->label, result->files,
+               FormatBytes(result->bytes), result->chunks,
+               FormatBytes(result->new_bytes), result->new_chunks,
+               result->seconds);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void RegisterPublish(CLI::App& app, Runner& run) {
+  auto a = std::make_shared<PublishArgs>();
+  auto* cmd = app.add_subcommand(
+      "publish", "Publish DIR as a new signed version of a dataset");
+  cmd->add_option("dir", a->dir, "Directory to publish")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--store", a->store, "Origin store directory")->required();
+  cmd->add_option("--dataset", a->dataset, "Dataset name, e.g. models/ranker")
+      ->required();
+  cmd->add_option("--key", a->key, "Private signing key (from keygen)")
+      ->required();
+  cmd->add_option("--label", a->label,
+                  "Version label (default: v<N+1>)");
+  cmd->add_option("--chunk-min", a->chunk_min, "Minimum chunk size")
+      ->capture_default_str();
+  cmd->add_option("--chunk-avg", a->chunk_avg,
+                  "Average chunk size (a power of two)")
+      ->capture_default_str();
+  cmd->add_option("--chunk-max", a->chunk_max, "Maximum chunk size")
+      ->capture_default_str();
+  cmd->add_option("--threads", a->threads, "Worker threads (0: one per core)");
+  cmd->add_flag("--json", a->json, "Print the result as JSON");
+  cmd->callback([&run, a] { run = [a] { return RunPublish(*a); }; });
+}
+
+}  // namespace fleetcast::cli

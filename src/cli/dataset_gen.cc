@@ -139,26 +139,29 @@ Result<MutationSummary> MutateDataset(const std::string& dir, double fraction,
   std::sort(files.rbegin(), files.rend());
   MutationSummary summary;
   const uint64_t budget = static_cast<uint64_t>(fraction * total);
-  // Scattered 4 KiB edits and one 100-byte insert in each of the largest
-  // files, until the budget is spent.
-  constexpr uint64_t kEdit = 4096;
+  // A few contiguous edits and one 100-byte insert in each of the three
+  // largest files, until the budget is spent: the shape of a typical model
+  // or index update (edits cost about one chunk each, so they are few).
+  constexpr uint64_t kEditsPerFile = 4;
+  const uint64_t edit_size = std::clamp<uint64_t>(
+      budget / (3 * kEditsPerFile), 4096, 1u << 20);
   constexpr uint64_t kInsert = 100;
   uint64_t spent = 0;
   for (size_t f = 0; f < files.size() && f < 3 && spent < budget; ++f) {
     const auto& [size, path] = files[f];
-    if (size < 4 * kEdit) continue;
-    uint64_t edits = std::max<uint64_t>(1, (budget / 3) / kEdit / 2);
+    if (size < 4 * edit_size) continue;
+    const uint64_t edits = kEditsPerFile;
     auto fd = Open(path, O_RDWR);
     if (!fd) return std::unexpected(fd.error());
-    std::vector<uint8_t> buf(kEdit);
+    std::vector<uint8_t> buf(edit_size);
     for (uint64_t e = 0; e < edits && spent < budget; ++e) {
-      uint64_t at = rng.Below(size - kEdit);
+      uint64_t at = rng.Below(size - edit_size);
       rng.Fill(buf.data(), buf.size());
       if (auto st = PwriteAll(fd->get(), buf, at, path); !st) {
         return std::unexpected(st.error());
       }
-      summary.bytes_edited += kEdit;
-      spent += kEdit;
+      summary.bytes_edited += edit_size;
+      spent += edit_size;
     }
     fd->Reset();
     // Insert in the middle: rewrite the tail shifted.

@@ -299,20 +299,25 @@ Result<PublishResult> Publish(const std::string& dir, ChunkStore& store,
     return std::unexpected(st.error());
   }
 
-  // Lay out chunks in entry order (jobs are in entry order).
+  // Lay out chunks in entry order (jobs are in entry order). Every entry's
+  // first_chunk is the running position, as in the canonical form.
   size_t total_chunks = 0;
   for (const auto& job : jobs) {
     for (const auto& b : job.blocks) total_chunks += b->refs.size();
   }
   manifest.chunks.reserve(total_chunks);
-  for (const auto& job : jobs) {
-    ManifestEntry& e = manifest.entries[job.entry_index];
+  auto job = jobs.begin();
+  for (size_t i = 0; i < manifest.entries.size(); ++i) {
+    ManifestEntry& e = manifest.entries[i];
     e.first_chunk = manifest.chunks.size();
-    for (const auto& b : job.blocks) {
+    if (job == jobs.end() || job->entry_index != i) continue;
+    for (const auto& b : job->blocks) {
       manifest.chunks.insert(manifest.chunks.end(), b->refs.begin(),
                              b->refs.end());
     }
-    e.chunk_count = static_cast<uint32_t>(manifest.chunks.size() - e.first_chunk);
+    e.chunk_count =
+        static_cast<uint32_t>(manifest.chunks.size() - e.first_chunk);
+    ++job;
   }
 
   auto sealed = SealManifest(manifest, key);

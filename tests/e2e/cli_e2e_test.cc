@@ -70,7 +70,7 @@ class CliTest : public ::testing::Test {
 
   RunResult Fc(std::vector<std::string> args) {
     args.insert(args.begin(), FLEETCAST_BIN);
-    return Run(args);
+    return fleetcast::testing::Run(args);
   }
 
   json PublishJson(const fs::path& dir, const std::string& dataset = "e2e/set",

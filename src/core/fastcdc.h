@@ -2,8 +2,8 @@
 // with normalized chunking and cut-point skipping.
 //
 // The same bytes give the same chunks on every machine and every release:
-// the gear table and masks are fixed and specified in
-// docs/manifest-format.md ("Chunking"); a known-answer test pins them.
+// the gear table, masks and per-byte rule are fixed and specified in
+// docs/chunking.md; known-answer tests in fastcdc_test.cc pin them.
 //
 // The chunker is a pure function of the bytes: NextCut() looks at the bytes
 // starting at a chunk boundary and returns the length of that chunk. To
@@ -30,8 +30,10 @@ class FastCdc {
 
   // Length of the chunk that starts at data[0].
   // Precondition: data.size() >= max_size, or `data` holds every remaining
-  // byte of the file (end of file). Returns 0 only for empty data; never
-  // more than max_size or data.size().
+  // byte of the file (end of file). Looks at no byte past max_size.
+  // Returns 0 only for empty data; never more than max_size or data.size().
+  // A result <= min_size only happens when data.size() <= min_size (the
+  // last chunk of a file); otherwise min_size < result <= max_size.
   size_t NextCut(std::span<const uint8_t> data) const;
 
   // Convenience: the chunk lengths of a whole in-memory buffer.

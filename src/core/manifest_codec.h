@@ -10,7 +10,8 @@
 // Decoding treats its input as hostile: every length is bounded by the
 // remaining input before anything is allocated, the result must pass
 // ValidateManifest(), and trailing bytes are an error. Errors have code
-// kCorrupt (malformed), kPathRule (bad path) or kSignature.
+// kCorrupt (malformed), kPathRule (bad path), kSignature, or kUnsupported
+// (a format or envelope version this build does not know).
 //
 // Thread-safety: pure functions.
 #ifndef FLEETCAST_CORE_MANIFEST_CODEC_H_
@@ -31,7 +32,9 @@ inline constexpr uint16_t kManifestFormatVersion = 1;
 // chunks encodes to about 160 MB).
 inline constexpr uint64_t kMaxCanonicalManifestBytes = 4ull << 30;
 
-// Precondition: ValidateManifest(m) succeeded.
+// Precondition: ValidateManifest(m) succeeded. On a manifest that breaks it
+// the output is unspecified but the call is memory-safe (tests use this to
+// craft invalid encodings).
 std::vector<uint8_t> EncodeCanonical(const Manifest& m);
 Result<Manifest> DecodeCanonical(ByteSpan bytes);
 

@@ -40,7 +40,16 @@ Status ValidateLabel(std::string_view label);
 // order and uniqueness, parents, entry fields by type (mode <= 0777,
 // sizes = sum of chunk lengths, chunk lengths in 1..max_size, chunk runs
 // contiguous and in entry order, no stray chunks), and symlink
-// containment. The first violation found is returned.
+// containment. The first violation found is returned: kPathRule for paths
+// and symlink targets (subject: the entry's path), kCorrupt for everything
+// structural (header, entry fields, chunk runs).
+//
+// "Contiguous" is strict: every entry's first_chunk, directories' and
+// symlinks' included (their runs are empty), equals the number of chunks of
+// the entries before it, as SortCanonically() and DecodeCanonical() set it.
+// Symlink targets are resolved through the manifest's own symlinks (at most
+// kMaxSymlinkHops per target, loops refused); names not in the manifest are
+// plain names. docs/manifest-format.md has the full rules.
 Status ValidateManifest(const Manifest& manifest);
 
 }  // namespace fleetcast

@@ -10,6 +10,8 @@
 // Key files are text (so they survive copy-paste and config management):
 //   private: "fleetcast-ed25519-private <64 hex>\n"   (the seed)
 //   public:  "fleetcast-ed25519 <64 hex>\n"
+// FromText accepts surrounding whitespace and either hex case; anything else
+// is kInvalidArgument (errors never echo a private key).
 //
 // Thread-safety: SigningKey and PublicKey are immutable values after
 // construction; Sign/Verify may be called from any thread.

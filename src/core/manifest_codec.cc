@@ -18,9 +18,10 @@ namespace {
 constexpr uint8_t kCanonicalMagic[4] = {'F', 'C', 'M', 'F'};
 constexpr uint8_t kEnvelopeMagic[4] = {'F', 'C', 'M', 'S'};
 constexpr uint16_t kEnvelopeVersion = 1;
-// magic, version, reserved, signer key, signature, canonical length.
-constexpr size_t kEnvelopeHeaderBytes = 4 + 2 + 2 + 32 + 64 + 8;
-static_assert(kEnvelopeHeaderBytes == 112);
+// magic, version, reserved, signer key, signature, canonical length,
+// payload digest.
+constexpr size_t kEnvelopeHeaderBytes = 4 + 2 + 2 + 32 + 64 + 8 + 32;
+static_assert(kEnvelopeHeaderBytes == 144);
 // magic, version, dataset length, label length, created, chunking (3 x u32),
 // has_parent, parent root, entry count, chunk count.
 constexpr size_t kFixedHeaderBytes = 4 + 2 + 2 + 2 + 8 + 12 + 1 + 32 + 8 + 8;
@@ -474,6 +475,11 @@ Result<SealedManifest> SealManifest(const Manifest& m, const SigningKey& key) {
         fmt::format("compression failed: {}", ZSTD_getErrorName(n)));
   }
   out.resize(kEnvelopeHeaderBytes + n);
+  // The payload digest makes every change of the compressed bytes visible,
+  // including the few that zstd would decode to the same content.
+  const Digest payload_digest =
+      Sha256(ByteSpan(out).subspan(kEnvelopeHeaderBytes));
+  w.Bytes(payload_digest.bytes.data(), payload_digest.bytes.size());
   return sealed;
 }
 
@@ -504,6 +510,8 @@ Result<OpenedManifest> OpenManifest(ByteSpan envelope,
   Signature sig;
   std::memcpy(sig.data(), r.Take(sig.size()), sig.size());
   const uint64_t canonical_len = r.U64();
+  Digest payload_digest;
+  std::memcpy(payload_digest.bytes.data(), r.Take(32), 32);
   // Refuse unknown signers before spending any work on the payload.
   if (!trusted.empty() && !trusted.Contains(opened.signer)) {
     return MakeError(ErrorCode::kSignature, "manifest envelope",
@@ -516,8 +524,12 @@ Result<OpenedManifest> OpenManifest(ByteSpan envelope,
                                "bytes",
                                canonical_len, kMaxCanonicalManifestBytes));
   }
-  auto canonical =
-      DecompressFrame(envelope.subspan(kEnvelopeHeaderBytes), canonical_len);
+  const ByteSpan payload = envelope.subspan(kEnvelopeHeaderBytes);
+  if (Sha256(payload) != payload_digest) {
+    return Corrupt("manifest envelope",
+                   "compressed payload does not match its SHA-256 digest");
+  }
+  auto canonical = DecompressFrame(payload, canonical_len);
   if (!canonical) return std::unexpected(canonical.error());
   opened.root = Sha256(*canonical);
   if (!opened.signer.Verify(opened.root, sig)) {

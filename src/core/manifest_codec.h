@@ -4,8 +4,9 @@
 //
 // EncodeCanonical() is a pure function of a canonical manifest; the root
 // hash of a version is Sha256(EncodeCanonical(m)). The envelope carries the
-// signer's public key, an Ed25519 signature over the root and the canonical
-// bytes compressed with zstd (frame checksum on).
+// signer's public key, an Ed25519 signature over the root, the SHA-256 of
+// the compressed payload and the canonical bytes compressed with zstd (frame
+// checksum on).
 //
 // Decoding treats its input as hostile: every length is bounded by the
 // remaining input before anything is allocated, the result must pass

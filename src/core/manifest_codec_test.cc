@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -496,7 +497,7 @@ TEST(EnvelopeTest, LayoutMatchesSpec) {
   ASSERT_TRUE(sealed.has_value());
   const std::vector<uint8_t>& env = sealed->envelope;
   std::vector<uint8_t> canonical = EncodeCanonical(m);
-  ASSERT_GT(env.size(), 112u);
+  ASSERT_GT(env.size(), 144u);
   EXPECT_EQ(std::string(env.begin(), env.begin() + 4), "FCMS");
   EXPECT_EQ(env[4], 1);  // version, little-endian
   EXPECT_EQ(env[5], 0);
@@ -511,8 +512,11 @@ TEST(EnvelopeTest, LayoutMatchesSpec) {
   for (int i = 7; i >= 0; --i) len = len << 8 | env[104 + i];
   EXPECT_EQ(len, canonical.size());
   // One zstd frame with content size and checksum.
-  const uint8_t* frame = env.data() + 112;
-  size_t frame_size = env.size() - 112;
+  Digest digest;
+  std::copy(env.begin() + 112, env.begin() + 144, digest.bytes.begin());
+  const uint8_t* frame = env.data() + 144;
+  size_t frame_size = env.size() - 144;
+  EXPECT_EQ(digest, Sha256(ByteSpan(frame, frame_size)));
   EXPECT_EQ(ZSTD_findFrameCompressedSize(frame, frame_size), frame_size);
   EXPECT_EQ(ZSTD_getFrameContentSize(frame, frame_size), canonical.size());
   EXPECT_EQ(frame[4] & 0x04, 0x04);  // Content_Checksum_flag
@@ -566,6 +570,15 @@ TEST(EnvelopeTest, SealRefusesInvalidManifest) {
 
 // Wraps canonical bytes in an envelope by hand, so tests can sign things
 // SealManifest would refuse.
+// Recomputes the payload digest (bytes 112..143) of an envelope whose
+// payload starts at byte 144, so a test can reach the checks behind it.
+std::vector<uint8_t> WithDigest(std::vector<uint8_t> env) {
+  env.resize(std::max<size_t>(env.size(), 144));
+  Digest d = Sha256(ByteSpan(env).subspan(144));
+  std::copy(d.bytes.begin(), d.bytes.end(), env.begin() + 112);
+  return env;
+}
+
 std::vector<uint8_t> HandSeal(const std::vector<uint8_t>& canonical,
                               const SigningKey& key, uint64_t declared_len,
                               bool checksum = true) {
@@ -576,6 +589,7 @@ std::vector<uint8_t> HandSeal(const std::vector<uint8_t>& canonical,
       reinterpret_cast<const char*>(key.public_key().bytes.data()), 32));
   w.Raw(std::string_view(reinterpret_cast<const char*>(sig.data()), 64));
   w.U64(declared_len);
+  w.Raw(std::string(32, '\0'));  // payload digest, filled in below
   std::vector<uint8_t> env = w.bytes();
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, checksum ? 1 : 0);
@@ -585,7 +599,7 @@ std::vector<uint8_t> HandSeal(const std::vector<uint8_t>& canonical,
   ZSTD_freeCCtx(cctx);
   EXPECT_FALSE(ZSTD_isError(n));
   env.insert(env.end(), frame.begin(), frame.begin() + n);
-  return env;
+  return WithDigest(std::move(env));
 }
 
 TEST(EnvelopeTest, SignedButInvalidManifestIsStillRejected) {
@@ -636,11 +650,14 @@ TEST(EnvelopeTest, RejectsHeaderProblems) {
   EXPECT_THAT(open(env).error().message, HasSubstr("exceeds the limit"));
   env = sealed->envelope;
   env.push_back(0);
-  EXPECT_EQ(open(env).error().code, ErrorCode::kCorrupt);
-  // Two frames: the second is trailing data.
+  EXPECT_THAT(open(env).error().message, HasSubstr("digest"));
   env = sealed->envelope;
-  env.insert(env.end(), sealed->envelope.begin() + 112, sealed->envelope.end());
-  EXPECT_THAT(open(env).error().message, HasSubstr("trailing"));
+  env[120] ^= 1;
+  EXPECT_THAT(open(env).error().message, HasSubstr("digest"));
+  // Behind a matching digest: two frames, the second is trailing data.
+  env = sealed->envelope;
+  env.insert(env.end(), sealed->envelope.begin() + 144, sealed->envelope.end());
+  EXPECT_THAT(open(WithDigest(env)).error().message, HasSubstr("trailing"));
 }
 
 TEST(EnvelopeTest, FrameWithoutChecksumIsAcceptedWhenSigned) {
@@ -664,16 +681,19 @@ TEST(EnvelopeTest, LyingContentSizeDoesNotAllocateItUpFront) {
       reinterpret_cast<const char*>(key.public_key().bytes.data()), 32));
   w.Raw(std::string(64, '\0'));
   w.U64(claimed);
+  w.Raw(std::string(32, '\0'));  // payload digest
   // zstd frame: magic, descriptor (8-byte content size, checksum), window
   // descriptor (2^20), content size, one raw last block of 5 bytes.
   w.U32(0xFD2FB528).U8(0xC4).U8(0x50).U64(claimed);
   w.U8(0x29).U8(0).U8(0).Raw("hello");
-  auto start = std::chrono::steady_clock::now();
-  auto opened = OpenManifest(w.bytes(), Trust(key));
-  auto elapsed = std::chrono::steady_clock::now() - start;
+  struct rusage before, after;
+  ::getrusage(RUSAGE_SELF, &before);
+  auto opened = OpenManifest(WithDigest(w.bytes()), Trust(key));
+  ::getrusage(RUSAGE_SELF, &after);
   ASSERT_FALSE(opened.has_value());
   EXPECT_EQ(opened.error().code, ErrorCode::kCorrupt);
-  EXPECT_LT(elapsed, std::chrono::seconds(1));
+  // Peak resident memory grew by far less than the claimed size.
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 256 * 1024);  // KiB
 }
 
 TEST(EnvelopeTest, RejectsEveryTruncation) {
@@ -687,18 +707,11 @@ TEST(EnvelopeTest, RejectsEveryTruncation) {
   }
 }
 
-// Flips bits at every offset of a sealed envelope (xor 0x01, 0xff and each
-// other single bit) and opens it with trusted keys. Nothing may crash, and no
-// change may alter what is accepted:
-//  - every change of the 112-byte header, of the zstd frame header and of
-//    the frame's content checksum is refused (decode or signature error);
-//  - a change inside a compressed block is refused too, unless it leaves the
-//    decompressed bytes identical. LZ77 data is malleable (a match may copy
-//    the same bytes from another offset, e.g. one run of zeros instead of
-//    another), so a handful of flips decode to the very bytes that were
-//    signed. Those must open to exactly the sealed manifest, root and signer.
-//    Refusing them would need a digest over the compressed bytes, which the
-//    envelope deliberately does not carry (the signature covers the content).
+// Flips bits at every offset of a sealed envelope (xor 0xff and each single
+// bit) and opens it with trusted keys: every change is refused (decode,
+// digest or signature error), never a crash. The payload digest is what
+// catches the flips inside compressed blocks that zstd would decode to the
+// very bytes that were signed (LZ77 data is malleable).
 TEST(EnvelopeTest, RejectsEverySingleByteCorruption) {
   SigningKey key = TestKey();
   TrustedKeys trusted = Trust(key);
@@ -707,45 +720,22 @@ TEST(EnvelopeTest, RejectsEverySingleByteCorruption) {
   ASSERT_TRUE(sealed.has_value());
   const std::vector<uint8_t>& env = sealed->envelope;
   ASSERT_GT(env.size(), 300u);
-  // Envelope header, zstd frame header (magic, descriptor, optional window
-  // descriptor and content size), the first block header and the 4-byte
-  // content checksum.
-  const uint8_t fhd = env[112 + 4];
-  const bool single_segment = fhd & 0x20;
-  const size_t fcs_bytes[] = {single_segment ? 1u : 0u, 2, 4, 8};
-  ASSERT_EQ(fhd & 0x03, 0);  // no dictionary id
-  const size_t strict_prefix =
-      112 + 4 + 1 + (single_segment ? 0 : 1) + fcs_bytes[fhd >> 6] + 3;
-  const size_t strict_suffix = 4;
   std::vector<uint8_t> masks = {0xff};
   for (int bit = 0; bit < 8; ++bit) masks.push_back(uint8_t(1u << bit));
   std::vector<uint8_t> bad = env;
-  size_t refused = 0, neutral = 0;
   for (size_t i = 0; i < env.size(); ++i) {
     for (uint8_t mask : masks) {
       bad[i] = env[i] ^ mask;
       auto opened = OpenManifest(bad, trusted);
-      if (!opened.has_value()) {
-        ++refused;
-        ErrorCode c = opened.error().code;
-        EXPECT_TRUE(c == ErrorCode::kCorrupt || c == ErrorCode::kSignature ||
-                    c == ErrorCode::kUnsupported)
-            << opened.error().ToString();
-        continue;
-      }
-      ++neutral;
-      EXPECT_TRUE(i >= strict_prefix && i < env.size() - strict_suffix)
-          << "offset " << i << " xor 0x" << std::hex << int{mask}
-          << " accepted";
-      EXPECT_EQ(opened->manifest, m) << "offset " << i;
-      EXPECT_EQ(opened->root, sealed->root) << "offset " << i;
-      EXPECT_EQ(opened->signer, key.public_key()) << "offset " << i;
+      ASSERT_FALSE(opened.has_value()) << "offset " << i << " xor 0x"
+                                       << std::hex << int{mask} << " accepted";
+      ErrorCode c = opened.error().code;
+      EXPECT_TRUE(c == ErrorCode::kCorrupt || c == ErrorCode::kSignature ||
+                  c == ErrorCode::kUnsupported)
+          << opened.error().ToString();
     }
     bad[i] = env[i];
   }
-  // Neutral changes are rare: LZ77 ambiguity, not a hole.
-  EXPECT_LT(neutral * 50, refused)
-      << neutral << " neutral, " << refused << " refused";
 }
 
 }  // namespace

@@ -38,7 +38,9 @@ Result<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& dir) {
   for (const auto& e : std::filesystem::directory_iterator(dir + "/tmp", ec)) {
     std::filesystem::remove(e.path(), ec);
   }
-  return std::unique_ptr<ChunkStore>(new ChunkStore(dir));
+  auto dir_fd = fleetcast::Open(dir, O_RDONLY | O_DIRECTORY);
+  if (!dir_fd) return std::unexpected(dir_fd.error());
+  return std::unique_ptr<ChunkStore>(new ChunkStore(dir, std::move(*dir_fd)));
 }
 
 std::string ChunkStore::ChunkPath(const Digest& hash) const {
@@ -79,32 +81,95 @@ Status ChunkStore::EnsureFanoutDir(const Digest& hash) {
   return {};
 }
 
-Result<bool> ChunkStore::PutChunk(const Digest& hash,
-                                  std::span<const uint8_t> data) {
-  std::string final_path = ChunkPath(hash);
-  struct stat st;
-  if (::stat(final_path.c_str(), &st) == 0) return false;
-  if (auto ok = EnsureFanoutDir(hash); !ok) return std::unexpected(ok.error());
-
+Result<std::string> ChunkStore::WriteTemp(const Digest& hash,
+                                          std::span<const uint8_t> data,
+                                          bool durable) {
   std::string tmp = fmt::format("{}/tmp/{}.{}", dir_, hash.Hex(),
                                 tmp_counter_.fetch_add(1));
   auto fd = fleetcast::Open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0444);
   if (!fd) return std::unexpected(fd.error());
-  auto fail = [&](Error e) -> Result<bool> {
+  auto fail = [&](Error e) -> Result<std::string> {
     ::unlink(tmp.c_str());
     return std::unexpected(std::move(e));
   };
   if (auto w = WriteAll(fd->get(), data, tmp); !w) return fail(w.error());
-  if (::fdatasync(fd->get()) != 0) {
-    return fail(SysError(errno, tmp, "fdatasync").error());
+  if (durable) {
+    if (::fdatasync(fd->get()) != 0) {
+      return fail(SysError(errno, tmp, "fdatasync").error());
+    }
+  } else {
+    // Start write-back now so the batch's syncfs finds little left to do.
+    ::sync_file_range(fd->get(), 0, 0, SYNC_FILE_RANGE_WRITE);
   }
-  fd->Reset();
+  return tmp;
+}
+
+Status ChunkStore::RenameIntoPlace(const std::string& tmp, const Digest& hash) {
+  if (auto ok = EnsureFanoutDir(hash); !ok) return ok;
+  std::string final_path = ChunkPath(hash);
   if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    return fail(SysError(errno, final_path, "rename").error());
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return SysError(err, final_path, "rename");
   }
   std::lock_guard lock(dirty_mu_);
   dirty_dirs_.insert(FanoutIndex(hash));
+  return {};
+}
+
+Result<bool> ChunkStore::PutChunk(const Digest& hash,
+                                  std::span<const uint8_t> data) {
+  if (HasChunk(hash)) return false;
+  auto tmp = WriteTemp(hash, data, /*durable=*/true);
+  if (!tmp) return std::unexpected(tmp.error());
+  if (auto st = RenameIntoPlace(*tmp, hash); !st) {
+    return std::unexpected(st.error());
+  }
   return true;
+}
+
+Result<bool> ChunkStore::StageChunk(const Digest& hash,
+                                    std::span<const uint8_t> data) {
+  if (HasChunk(hash)) return false;
+  auto tmp = WriteTemp(hash, data, /*durable=*/false);
+  if (!tmp) return std::unexpected(tmp.error());
+  bool commit_now;
+  {
+    std::lock_guard lock(staged_mu_);
+    staged_.push_back({std::move(*tmp), hash});
+    staged_bytes_ += data.size();
+    commit_now = staged_bytes_ >= kStageBatchBytes;
+  }
+  if (commit_now) {
+    if (auto st = CommitStaged(); !st) return std::unexpected(st.error());
+  }
+  return true;
+}
+
+Status ChunkStore::CommitStaged() {
+  std::vector<Staged> batch;
+  {
+    std::lock_guard lock(staged_mu_);
+    batch.swap(staged_);
+    staged_bytes_ = 0;
+  }
+  if (batch.empty()) return {};
+  // One file system commit for the whole batch; only then may the chunks
+  // take their content names.
+  if (::syncfs(dir_fd_.get()) != 0) {
+    int err = errno;
+    for (const auto& s : batch) ::unlink(s.tmp.c_str());
+    return SysError(err, dir_, "syncfs");
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (auto st = RenameIntoPlace(batch[i].tmp, batch[i].hash); !st) {
+      for (size_t j = i + 1; j < batch.size(); ++j) {
+        ::unlink(batch[j].tmp.c_str());
+      }
+      return st;
+    }
+  }
+  return {};
 }
 
 Result<bool> ChunkStore::PutChunkChecked(const Digest& hash,

@@ -9,10 +9,18 @@
 //   store.sqlite             the registry (registry.h)
 //
 // Writes are atomic and durable: bytes go to a temporary file which is
-// fdatasync'ed and then renamed to its content name, so after a crash a
-// chunk file either is absent or holds exactly the bytes its name says.
+// made durable and only then renamed to its content name, so after a crash
+// a chunk file either is absent or holds exactly the bytes its name says.
 // Renames become durable with SyncDirectories(), which a publisher calls
 // before it records a version that refers to the chunks.
+//
+// Two ways to write: PutChunk() makes each chunk durable on its own
+// (fdatasync per chunk; for one-off writes such as uploads). StageChunk()
+// writes the temporary file and starts its write-back without waiting;
+// CommitStaged() (called automatically every kStageBatchBytes, and by the
+// writer before it relies on the chunks) makes a whole batch durable with
+// one syncfs(2) and then renames it into place. Bulk writers (publish) stage:
+// one file system commit per batch instead of one per chunk.
 //
 // Thread-safety: all methods may be called concurrently.
 #ifndef FLEETCAST_STORE_CHUNK_STORE_H_
@@ -29,6 +37,7 @@
 
 #include "core/error.h"
 #include "core/sha256.h"
+#include "store/posix_file.h"
 
 namespace fleetcast {
 
@@ -55,6 +64,13 @@ class ChunkStore {
   // is kCorrupt naming the chunk file.
   Status ReadChunk(const Digest& hash, std::vector<uint8_t>& out) const;
 
+  // Writes a chunk for the next CommitStaged(); until then HasChunk() does
+  // not see it. Same precondition and result as PutChunk.
+  Result<bool> StageChunk(const Digest& hash, std::span<const uint8_t> data);
+  // Makes every staged chunk durable and renames it into place.
+  Status CommitStaged();
+  static constexpr uint64_t kStageBatchBytes = 256ull << 20;
+
   // fsyncs every directory a chunk was renamed into since the last call.
   Status SyncDirectories();
 
@@ -63,10 +79,24 @@ class ChunkStore {
   bool HasManifest(const Digest& root) const;
 
  private:
-  explicit ChunkStore(std::string dir) : dir_(std::move(dir)) {}
+  ChunkStore(std::string dir, UniqueFd dir_fd)
+      : dir_(std::move(dir)), dir_fd_(std::move(dir_fd)) {}
   Status EnsureFanoutDir(const Digest& hash);
+  // Writes `data` to a new temporary file; returns its path.
+  Result<std::string> WriteTemp(const Digest& hash,
+                                std::span<const uint8_t> data, bool durable);
+  Status RenameIntoPlace(const std::string& tmp, const Digest& hash);
+
+  struct Staged {
+    std::string tmp;
+    Digest hash;
+  };
 
   std::string dir_;
+  UniqueFd dir_fd_;  // for syncfs
+  std::mutex staged_mu_;
+  std::vector<Staged> staged_;
+  uint64_t staged_bytes_ = 0;
   std::atomic<uint64_t> tmp_counter_{0};
   // Bit per first-level and second-level fan-out directory known to exist.
   std::unique_ptr<std::atomic<bool>[]> fanout_ready_ =

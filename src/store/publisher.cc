@@ -213,7 +213,7 @@ class Pipeline {
         first = seen_.insert(d).second;
       }
       if (!first) continue;
-      auto written = store_.PutChunk(d, bytes);
+      auto written = store_.StageChunk(d, bytes);
       if (!written) {
         Fail(written.error());
       } else if (*written) {
@@ -322,6 +322,7 @@ Result<PublishResult> Publish(const std::string& dir, ChunkStore& store,
 
   auto sealed = SealManifest(manifest, key);
   if (!sealed) return std::unexpected(sealed.error());
+  if (auto st = store.CommitStaged(); !st) return std::unexpected(st.error());
   if (auto st = store.SyncDirectories(); !st) return std::unexpected(st.error());
   if (auto st = store.PutManifest(sealed->root, sealed->envelope); !st) {
     return std::unexpected(st.error());

@@ -147,6 +147,7 @@ Result<bool> ChunkStore::StageChunk(const Digest& hash,
 }
 
 Status ChunkStore::CommitStaged() {
+  std::lock_guard commit(commit_mu_);
   std::vector<Staged> batch;
   {
     std::lock_guard lock(staged_mu_);

@@ -94,6 +94,10 @@ class ChunkStore {
 
   std::string dir_;
   UniqueFd dir_fd_;  // for syncfs
+  // Held for a whole CommitStaged(): a commit returns only after every
+  // chunk staged before it is in place, even those another thread's
+  // commit took.
+  std::mutex commit_mu_;
   std::mutex staged_mu_;
   std::vector<Staged> staged_;
   uint64_t staged_bytes_ = 0;

@@ -135,6 +135,8 @@ class Pipeline {
   }
 
   Status ReadFile(const ManifestEntry& entry, FileJob& job) {
+    // After a failure (e.g. a chunk write) start no more files.
+    if (failed_.load()) return {};
     std::string path = dir_ + "/" + entry.path;
     auto fd = Open(path, O_RDONLY | O_NOFOLLOW | O_NOCTTY);
     if (!fd) return std::unexpected(fd.error());
@@ -180,7 +182,13 @@ class Pipeline {
         boost::asio::post(hashers_, [this, block] { HashBlock(*block); });
       }
       job.bytes_read += pos;
-      if (eof || failed_.load()) break;
+      if (eof || failed_.load()) {
+        // `next` goes back to the pool: dropping it would shrink the pool
+        // for good, and with enough large files left Acquire() would wait
+        // forever.
+        if (next) pool_.Release(std::move(next));
+        break;
+      }
       len -= pos;
       buf = std::move(next);
     }

@@ -1,13 +1,12 @@
 #include "store/chunk_store.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
-
-#include <fmt/format.h>
 
 #include "store/posix_file.h"
 
@@ -84,8 +83,8 @@ Status ChunkStore::EnsureFanoutDir(const Digest& hash) {
 Result<std::string> ChunkStore::WriteTemp(const Digest& hash,
                                           std::span<const uint8_t> data,
                                           bool durable) {
-  std::string tmp = fmt::format("{}/tmp/{}.{}", dir_, hash.Hex(),
-                                tmp_counter_.fetch_add(1));
+  std::string tmp =
+      fmt::format("{}/tmp/{}.{}", dir_, hash.Hex(), tmp_counter_.fetch_add(1));
   auto fd = fleetcast::Open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0444);
   if (!fd) return std::unexpected(fd.error());
   auto fail = [&](Error e) -> Result<std::string> {
@@ -105,7 +104,10 @@ Result<std::string> ChunkStore::WriteTemp(const Digest& hash,
 }
 
 Status ChunkStore::RenameIntoPlace(const std::string& tmp, const Digest& hash) {
-  if (auto ok = EnsureFanoutDir(hash); !ok) return ok;
+  if (auto ok = EnsureFanoutDir(hash); !ok) {
+    ::unlink(tmp.c_str());
+    return ok;
+  }
   std::string final_path = ChunkPath(hash);
   if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
     int err = errno;
@@ -154,19 +156,29 @@ Status ChunkStore::CommitStaged() {
     batch.swap(staged_);
     staged_bytes_ = 0;
   }
+  auto discard_from = [&](size_t first) {
+    for (size_t j = first; j < batch.size(); ++j)
+      ::unlink(batch[j].tmp.c_str());
+  };
+  // A failed commit may have taken other writers' chunks with it: every
+  // later commit reports it, so no writer goes on as if its chunks were in
+  // place.
+  if (commit_error_) {
+    discard_from(0);
+    return std::unexpected(*commit_error_);
+  }
   if (batch.empty()) return {};
   // One file system commit for the whole batch; only then may the chunks
   // take their content names.
   if (::syncfs(dir_fd_.get()) != 0) {
-    int err = errno;
-    for (const auto& s : batch) ::unlink(s.tmp.c_str());
-    return SysError(err, dir_, "syncfs");
+    commit_error_ = SysError(errno, dir_, "syncfs").error();
+    discard_from(0);
+    return std::unexpected(*commit_error_);
   }
   for (size_t i = 0; i < batch.size(); ++i) {
     if (auto st = RenameIntoPlace(batch[i].tmp, batch[i].hash); !st) {
-      for (size_t j = i + 1; j < batch.size(); ++j) {
-        ::unlink(batch[j].tmp.c_str());
-      }
+      commit_error_ = st.error();
+      discard_from(i + 1);
       return st;
     }
   }
@@ -228,7 +240,8 @@ Status ChunkStore::PutManifest(const Digest& root,
   return WriteFileAtomic(ManifestPath(root), envelope, 0444);
 }
 
-Result<std::vector<uint8_t>> ChunkStore::ReadManifest(const Digest& root) const {
+Result<std::vector<uint8_t>> ChunkStore::ReadManifest(
+    const Digest& root) const {
   auto data = ReadWholeFile(ManifestPath(root));
   if (!data && data.error().code == ErrorCode::kNotFound) {
     return MakeError(ErrorCode::kNotFound, root.Hex(),

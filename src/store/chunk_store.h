@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -67,7 +68,9 @@ class ChunkStore {
   // Writes a chunk for the next CommitStaged(); until then HasChunk() does
   // not see it. Same precondition and result as PutChunk.
   Result<bool> StageChunk(const Digest& hash, std::span<const uint8_t> data);
-  // Makes every staged chunk durable and renames it into place.
+  // Makes every staged chunk durable and renames it into place. Once a
+  // commit has failed, every later commit fails with the same error (its
+  // batch may have held other writers' chunks); reopen the store to retry.
   Status CommitStaged();
   static constexpr uint64_t kStageBatchBytes = 256ull << 20;
 
@@ -98,6 +101,7 @@ class ChunkStore {
   // chunk staged before it is in place, even those another thread's
   // commit took.
   std::mutex commit_mu_;
+  std::optional<Error> commit_error_;  // sticky; guarded by commit_mu_
   std::mutex staged_mu_;
   std::vector<Staged> staged_;
   uint64_t staged_bytes_ = 0;

@@ -1,10 +1,13 @@
 #include "store/publisher.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -14,10 +17,6 @@
 #include <thread>
 #include <unordered_set>
 #include <vector>
-
-#include <boost/asio/post.hpp>
-#include <boost/asio/thread_pool.hpp>
-#include <fmt/format.h>
 
 #include "core/fastcdc.h"
 #include "core/manifest_codec.h"
@@ -36,16 +35,19 @@ using Clock = std::chrono::steady_clock;
 // are in flight.
 class BufferPool {
  public:
-  BufferPool(size_t count, size_t size) : size_(size) {
-    for (size_t i = 0; i < count; ++i) {
-      free_.push_back(std::make_unique<uint8_t[]>(size));
-    }
-  }
+  // Buffers are allocated on first use (and never zero-filled), so a small
+  // publish does not pay for the whole pool.
+  BufferPool(size_t count, size_t size) : size_(size), unallocated_(count) {}
   size_t buffer_size() const { return size_; }
 
   std::unique_ptr<uint8_t[]> Acquire() {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return !free_.empty(); });
+    cv_.wait(lock, [&] { return !free_.empty() || unallocated_ > 0; });
+    if (free_.empty()) {
+      --unallocated_;
+      lock.unlock();
+      return std::make_unique_for_overwrite<uint8_t[]>(size_);
+    }
     auto buf = std::move(free_.back());
     free_.pop_back();
     return buf;
@@ -59,9 +61,10 @@ class BufferPool {
   }
 
  private:
-  size_t size_;
+  const size_t size_;
   std::mutex mu_;
   std::condition_variable cv_;
+  size_t unallocated_;
   std::vector<std::unique_ptr<uint8_t[]>> free_;
 };
 
@@ -331,18 +334,15 @@ Result<PublishResult> Publish(const std::string& dir, ChunkStore& store,
   auto sealed = SealManifest(manifest, key);
   if (!sealed) return std::unexpected(sealed.error());
   if (auto st = store.CommitStaged(); !st) return std::unexpected(st.error());
-  if (auto st = store.SyncDirectories(); !st) return std::unexpected(st.error());
+  if (auto st = store.SyncDirectories(); !st)
+    return std::unexpected(st.error());
   if (auto st = store.PutManifest(sealed->root, sealed->envelope); !st) {
     return std::unexpected(st.error());
   }
-  VersionRecord record{options.dataset,
-                       label,
-                       sealed->root,
-                       options.created_unix_s,
-                       manifest.FileCount(),
-                       total_bytes,
-                       manifest.chunks.size(),
-                       manifest.header.parent};
+  VersionRecord record{options.dataset,        label,
+                       sealed->root,           options.created_unix_s,
+                       manifest.FileCount(),   total_bytes,
+                       manifest.chunks.size(), manifest.header.parent};
   if (auto st = registry.AddVersion(record); !st) {
     return std::unexpected(st.error());
   }
@@ -356,8 +356,7 @@ Result<PublishResult> Publish(const std::string& dir, ChunkStore& store,
   result.chunks = manifest.chunks.size();
   result.new_chunks = pipeline.new_chunks();
   result.new_bytes = pipeline.new_bytes();
-  result.seconds =
-      std::chrono::duration<double>(Clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return result;
 }
 

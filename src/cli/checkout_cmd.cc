@@ -1,6 +1,7 @@
 // fleetcast checkout --store STORE --root ROOT DEST [--trust KEY.pub]
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
@@ -47,7 +48,8 @@ void RegisterCheckout(CLI::App& app, Runner& run) {
       "Materialize a version from the store into a new directory DEST, "
       "verifying every chunk");
   cmd->add_option("--store", a->store, "Origin store directory")->required();
-  cmd->add_option("--root", a->root, "Version root (or prefix, or dataset@label)")
+  cmd->add_option("--root", a->root,
+                  "Version root (or prefix, or dataset@label)")
       ->required();
   cmd->add_option("dest", a->dest, "Directory to create")->required();
   cmd->add_option("--trust", a->trust, "Trusted public key (repeatable)");

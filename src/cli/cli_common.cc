@@ -1,12 +1,11 @@
 #include "cli/cli_common.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <charconv>
 #include <chrono>
 #include <cmath>
-
-#include <fmt/format.h>
 
 #include "store/posix_file.h"
 

@@ -1,6 +1,7 @@
 #include "cli/dataset_gen.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <cmath>
 #include <filesystem>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "store/posix_file.h"
 
@@ -112,12 +111,11 @@ Status GenerateDataset(const std::string& dir, const DatasetSpec& spec) {
   if (auto st = WriteRandomFile(dir + "/empty-file", 0, rng); !st) return st;
   std::error_code copy_ec;
   fs::create_directories(dir + "/meta", copy_ec);
-  fs::copy_file(first_file, dir + "/meta/duplicate-of-file-0000.bin",
-                copy_ec);
+  fs::copy_file(first_file, dir + "/meta/duplicate-of-file-0000.bin", copy_ec);
   if (copy_ec) return SysError(copy_ec.value(), dir + "/meta", "copy");
-  fs::create_symlink("../part-00/file-0000.bin", dir + "/meta/latest",
-                     copy_ec);
-  if (copy_ec) return SysError(copy_ec.value(), dir + "/meta/latest", "symlink");
+  fs::create_symlink("../part-00/file-0000.bin", dir + "/meta/latest", copy_ec);
+  if (copy_ec)
+    return SysError(copy_ec.value(), dir + "/meta/latest", "symlink");
   return {};
 }
 
@@ -143,8 +141,8 @@ Result<MutationSummary> MutateDataset(const std::string& dir, double fraction,
   // largest files, until the budget is spent: the shape of a typical model
   // or index update (edits cost about one chunk each, so they are few).
   constexpr uint64_t kEditsPerFile = 4;
-  const uint64_t edit_size = std::clamp<uint64_t>(
-      budget / (3 * kEditsPerFile), 4096, 1u << 20);
+  const uint64_t edit_size =
+      std::clamp<uint64_t>(budget / (3 * kEditsPerFile), 4096, 1u << 20);
   constexpr uint64_t kInsert = 100;
   uint64_t spent = 0;
   for (size_t f = 0; f < files.size() && f < 3 && spent < budget; ++f) {

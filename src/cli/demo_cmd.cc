@@ -1,11 +1,10 @@
 // fleetcast demo: the whole local job on a generated dataset. Until the
 // swarm exists it publishes a dataset, checks it out and verifies it, then
 // publishes an update and shows that only the changed chunks were stored.
+#include <fmt/format.h>
 #include <sys/random.h>
 
 #include <CLI/CLI.hpp>
-#include <fmt/format.h>
-
 #include <filesystem>
 
 #include "cli/cli_common.h"
@@ -47,7 +46,8 @@ Result<PublishResult> DemoPublish(const std::string& dir, OpenStore& store,
         "chunks; {:.2f} s ({}/s)\n",
         r->dataset, r->label, r->root.Hex(), r->files, FormatBytes(r->bytes),
         r->chunks, FormatBytes(r->new_bytes), r->new_chunks, r->seconds,
-        FormatBytes(static_cast<uint64_t>(r->bytes / std::max(r->seconds, 1e-9))));
+        FormatBytes(
+            static_cast<uint64_t>(r->bytes / std::max(r->seconds, 1e-9))));
   }
   return r;
 }
@@ -74,12 +74,11 @@ Status DemoCheckoutAndVerify(OpenStore& store, const Digest& root,
   bar.Finish();
   if (!diffs) return std::unexpected(diffs.error());
   if (!diffs->empty()) {
-    return MakeError(ErrorCode::kCorrupt, dest,
-                     fmt::format("{} differences after checkout",
-                                 diffs->size()));
+    return MakeError(
+        ErrorCode::kCorrupt, dest,
+        fmt::format("{} differences after checkout", diffs->size()));
   }
-  fmt::print("  {} verified: every byte matches {}\n", dest,
-             root.ShortHex());
+  fmt::print("  {} verified: every byte matches {}\n", dest, root.ShortHex());
   return {};
 }
 
@@ -127,8 +126,8 @@ int RunDemo(const DemoArgs& a) {
   if (!v1) return ReportError(v1.error());
 
   Step("check out v1 on a 'node' and verify it byte for byte");
-  if (auto st = DemoCheckoutAndVerify(*store, v1->root, trusted,
-                                      work + "/node/v1");
+  if (auto st =
+          DemoCheckoutAndVerify(*store, v1->root, trusted, work + "/node/v1");
       !st) {
     return ReportError(st.error());
   }
@@ -147,8 +146,8 @@ int RunDemo(const DemoArgs& a) {
                  static_cast<double>(std::max<uint64_t>(v2->bytes, 1)));
 
   Step("check out v2 and verify it");
-  if (auto st = DemoCheckoutAndVerify(*store, v2->root, trusted,
-                                      work + "/node/v2");
+  if (auto st =
+          DemoCheckoutAndVerify(*store, v2->root, trusted, work + "/node/v2");
       !st) {
     return ReportError(st.error());
   }
@@ -172,8 +171,8 @@ int RunDemo(const DemoArgs& a) {
       return kExitFailure;
     }
     for (const auto& d : *diffs) {
-      fmt::print("  detected: {} {} ({})\n", DifferenceKindName(d.kind),
-                 d.path, d.detail);
+      fmt::print("  detected: {} {} ({})\n", DifferenceKindName(d.kind), d.path,
+                 d.detail);
     }
   }
   fmt::print("\ndemo complete{}\n",

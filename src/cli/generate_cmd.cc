@@ -1,8 +1,9 @@
 // fleetcast generate DIR --size SIZE [--files K] [--seed S]
 // fleetcast generate DIR --mutate FRACTION [--seed S]
 // Deterministic synthetic datasets for trials, tests and benchmarks.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_common.h"

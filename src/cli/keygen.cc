@@ -1,10 +1,10 @@
 // fleetcast keygen --out KEY: a new Ed25519 key pair (KEY, mode 0600, and
 // KEY.pub).
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/random.h>
 
 #include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
@@ -53,8 +53,7 @@ void RegisterKeygen(CLI::App& app, Runner& run) {
   auto args = std::make_shared<KeygenArgs>();
   auto* cmd = app.add_subcommand(
       "keygen", "Create an Ed25519 signing key (KEY, 0600) and KEY.pub");
-  cmd->add_option("--out", args->out, "Private key file to write")
-      ->required();
+  cmd->add_option("--out", args->out, "Private key file to write")->required();
   cmd->add_flag("--force", args->force, "Replace existing key files");
   cmd->callback([&run, args] { run = [args] { return RunKeygen(*args); }; });
 }

@@ -1,8 +1,8 @@
 // fleetcast: one binary, many subcommands. Parsing and exit codes live
 // here; each subcommand is registered from its own file.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <exception>
 
 #include "cli/cli_common.h"

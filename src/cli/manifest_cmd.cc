@@ -1,9 +1,9 @@
 // fleetcast manifest show (ROOT --store STORE | FILE) [--trust KEY.pub]
 //   [--json] [--chunks]
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <unordered_set>
 
 #include "cli/cli_common.h"
@@ -24,9 +24,8 @@ struct ManifestArgs {
 int RunShow(const ManifestArgs& a) {
   auto trusted = LoadTrustedKeys(a.trust);
   if (!trusted) return ReportError(trusted.error());
-  auto opened = a.store.empty()
-                    ? LoadManifest("", "", a.target, *trusted)
-                    : LoadManifest(a.store, a.target, "", *trusted);
+  auto opened = a.store.empty() ? LoadManifest("", "", a.target, *trusted)
+                                : LoadManifest(a.store, a.target, "", *trusted);
   if (!opened) return ReportError(opened.error());
   const Manifest& m = opened->manifest;
   std::unordered_set<Digest> distinct(m.chunks.size());
@@ -76,9 +75,9 @@ int RunShow(const ManifestArgs& a) {
   }
   fmt::print("root      {}\n", opened->root.Hex());
   fmt::print("dataset   {}\nlabel     {}\n", m.header.dataset, m.header.label);
-  fmt::print("signer    {}{}\n", opened->signer.Fingerprint(),
-             trusted->empty() ? " (not checked against a trusted key)"
-                              : " (trusted)");
+  fmt::print(
+      "signer    {}{}\n", opened->signer.Fingerprint(),
+      trusted->empty() ? " (not checked against a trusted key)" : " (trusted)");
   fmt::print("created   {} (unix)\n", m.header.created_unix_s);
   fmt::print("chunking  min {} / avg {} / max {}\n",
              FormatBytes(m.header.chunking.min_size),
@@ -86,9 +85,8 @@ int RunShow(const ManifestArgs& a) {
              FormatBytes(m.header.chunking.max_size));
   fmt::print("parent    {}\n",
              m.header.parent ? m.header.parent->Hex() : std::string("-"));
-  fmt::print("content   {} files, {}, {} chunks ({} distinct)\n",
-             m.FileCount(), FormatBytes(m.ContentBytes()), m.chunks.size(),
-             distinct.size());
+  fmt::print("content   {} files, {}, {} chunks ({} distinct)\n", m.FileCount(),
+             FormatBytes(m.ContentBytes()), m.chunks.size(), distinct.size());
   fmt::print("\n");
   for (const auto& e : m.entries) {
     switch (e.type) {

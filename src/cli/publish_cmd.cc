@@ -1,7 +1,8 @@
 // fleetcast publish DIR --store STORE --dataset NAME --key KEY [--label L]
 //   [--chunk-min/avg/max SIZE] [--threads N] [--json]
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_common.h"
@@ -60,17 +61,16 @@ int RunPublish(const PublishArgs& a) {
   options.on_progress = [&](uint64_t done, uint64_t total) {
     bar.Update(done, total);
   };
-  auto result =
-      Publish(a.dir, *store->chunks, *store->registry, *key, options);
+  auto result = Publish(a.dir, *store->chunks, *store->registry, *key, options);
   bar.Finish();
   if (!result) return ReportError(result.error());
   if (a.json) {
     nlohmann::json j = {
-        {"root", result->root.Hex()},     {"label", result->label},
-        {"dataset", result->dataset},     {"files", result->files},
-        {"bytes", result->bytes},         {"chunks", result->chunks},
-        {"new_chunks", result->new_chunks},
-        {"new_bytes", result->new_bytes}, {"seconds", result->seconds}};
+        {"root", result->root.Hex()},       {"label", result->label},
+        {"dataset", result->dataset},       {"files", result->files},
+        {"bytes", result->bytes},           {"chunks", result->chunks},
+        {"new_chunks", result->new_chunks}, {"new_bytes", result->new_bytes},
+        {"seconds", result->seconds}};
     fmt::print("{}\n", j.dump());
   } else {
     fmt::print("{}\n", result->root.Hex());
@@ -99,8 +99,7 @@ void RegisterPublish(CLI::App& app, Runner& run) {
       ->required();
   cmd->add_option("--key", a->key, "Private signing key (from keygen)")
       ->required();
-  cmd->add_option("--label", a->label,
-                  "Version label (default: v<N+1>)");
+  cmd->add_option("--label", a->label, "Version label (default: v<N+1>)");
   cmd->add_option("--chunk-min", a->chunk_min, "Minimum chunk size")
       ->capture_default_str();
   cmd->add_option("--chunk-avg", a->chunk_avg,

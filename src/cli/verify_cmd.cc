@@ -1,7 +1,8 @@
 // fleetcast verify DIR (--store STORE --root ROOT | --manifest FILE)
 //   [--trust KEY.pub] [--json]
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_common.h"
@@ -50,12 +51,10 @@ int RunVerify(const VerifyArgs& a) {
       if (d.entries_below > 0) j["entries_below"] = d.entries_below;
       list.push_back(std::move(j));
     }
-    nlohmann::json out = {{"ok", diffs->empty()},
-                          {"dir", a.dir},
-                          {"root", opened->root.Hex()},
-                          {"dataset", h.dataset},
-                          {"label", h.label},
-                          {"differences", std::move(list)}};
+    nlohmann::json out = {
+        {"ok", diffs->empty()},       {"dir", a.dir},
+        {"root", opened->root.Hex()}, {"dataset", h.dataset},
+        {"label", h.label},           {"differences", std::move(list)}};
     fmt::print("{}\n", out.dump());
   } else {
     for (const auto& d : *diffs) {
@@ -80,7 +79,8 @@ void RegisterVerify(CLI::App& app, Runner& run) {
       "verify", "Check that DIR is exactly a version, byte for byte");
   cmd->add_option("dir", a->dir, "Directory to check")->required();
   cmd->add_option("--store", a->store, "Origin store directory");
-  cmd->add_option("--root", a->root, "Version root (or prefix, or dataset@label)");
+  cmd->add_option("--root", a->root,
+                  "Version root (or prefix, or dataset@label)");
   cmd->add_option("--manifest", a->manifest, "Manifest envelope file (.fcm)");
   cmd->add_option("--trust", a->trust, "Trusted public key (repeatable)");
   cmd->add_option("--threads", a->threads, "Hashing threads (0: one per core)");

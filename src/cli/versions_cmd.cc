@@ -1,9 +1,9 @@
 // fleetcast versions --store STORE [--dataset NAME] [--json]
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
+#include <CLI/CLI.hpp>
 #include <ctime>
+#include <nlohmann/json.hpp>
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
@@ -53,9 +53,9 @@ int RunVersions(const VersionsArgs& a) {
   fmt::print("{:<24} {:<12} {:<14} {:<21} {:>8} {:>12}\n", "DATASET", "LABEL",
              "ROOT", "PUBLISHED", "FILES", "BYTES");
   for (const auto& v : *versions) {
-    fmt::print("{:<24} {:<12} {:<14} {:<21} {:>8} {:>12}\n", v.dataset,
-               v.label, v.root.ShortHex(), FormatTime(v.published_unix_s),
-               v.files, FormatBytes(v.bytes));
+    fmt::print("{:<24} {:<12} {:<14} {:<21} {:>8} {:>12}\n", v.dataset, v.label,
+               v.root.ShortHex(), FormatTime(v.published_unix_s), v.files,
+               FormatBytes(v.bytes));
   }
   return kExitOk;
 }

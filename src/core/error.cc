@@ -1,25 +1,36 @@
 #include "core/error.h"
 
+#include <fmt/format.h>
+
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 namespace fleetcast {
 
 std::string_view ErrorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return "invalid argument";
-    case ErrorCode::kNotFound: return "not found";
-    case ErrorCode::kAlreadyExists: return "already exists";
-    case ErrorCode::kCorrupt: return "corrupt";
-    case ErrorCode::kSignature: return "signature";
-    case ErrorCode::kPathRule: return "path rule";
-    case ErrorCode::kUnsupported: return "unsupported";
-    case ErrorCode::kIo: return "i/o";
-    case ErrorCode::kNoSpace: return "no space";
-    case ErrorCode::kPeerProtocol: return "peer protocol";
-    case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kInvalidArgument:
+      return "invalid argument";
+    case ErrorCode::kNotFound:
+      return "not found";
+    case ErrorCode::kAlreadyExists:
+      return "already exists";
+    case ErrorCode::kCorrupt:
+      return "corrupt";
+    case ErrorCode::kSignature:
+      return "signature";
+    case ErrorCode::kPathRule:
+      return "path rule";
+    case ErrorCode::kUnsupported:
+      return "unsupported";
+    case ErrorCode::kIo:
+      return "i/o";
+    case ErrorCode::kNoSpace:
+      return "no space";
+    case ErrorCode::kPeerProtocol:
+      return "peer protocol";
+    case ErrorCode::kInternal:
+      return "internal";
   }
   return "unknown";
 }

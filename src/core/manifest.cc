@@ -7,9 +7,12 @@ namespace fleetcast {
 
 std::string_view EntryTypeName(EntryType type) {
   switch (type) {
-    case EntryType::kFile: return "file";
-    case EntryType::kDirectory: return "directory";
-    case EntryType::kSymlink: return "symlink";
+    case EntryType::kFile:
+      return "file";
+    case EntryType::kDirectory:
+      return "directory";
+    case EntryType::kSymlink:
+      return "symlink";
   }
   return "unknown";
 }

@@ -43,9 +43,9 @@ struct ChunkRef {
 struct ManifestEntry {
   std::string path;  // relative, '/'-separated; see path_rules.h
   EntryType type = EntryType::kFile;
-  uint32_t mode = 0;     // permission bits, 0..0777; 0 for symlinks
-  int64_t mtime_ns = 0;  // nanoseconds since the Unix epoch
-  uint64_t size = 0;     // files: content length; otherwise 0
+  uint32_t mode = 0;           // permission bits, 0..0777; 0 for symlinks
+  int64_t mtime_ns = 0;        // nanoseconds since the Unix epoch
+  uint64_t size = 0;           // files: content length; otherwise 0
   std::string symlink_target;  // symlinks only
   uint64_t first_chunk = 0;    // files only: index into Manifest::chunks
   uint32_t chunk_count = 0;    // files only
@@ -54,8 +54,8 @@ struct ManifestEntry {
 };
 
 struct ManifestHeader {
-  std::string dataset;     // e.g. "models/ranker"
-  std::string label;       // e.g. "v42"
+  std::string dataset;  // e.g. "models/ranker"
+  std::string label;    // e.g. "v42"
   int64_t created_unix_s = 0;
   ChunkingParams chunking;
   std::optional<Digest> parent;  // root of the version this one follows

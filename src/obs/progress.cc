@@ -1,16 +1,15 @@
 #include "obs/progress.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cstdio>
 
-#include <fmt/format.h>
-
 namespace fleetcast {
 
 std::string FormatBytes(uint64_t bytes) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB",
-                                           "PiB"};
+  static constexpr const char* kUnits[] = {"B",   "KiB", "MiB",
+                                           "GiB", "TiB", "PiB"};
   double v = static_cast<double>(bytes);
   int unit = 0;
   while (v >= 1024 && unit < 5) {
@@ -54,9 +53,9 @@ void ProgressBar::Draw(uint64_t done, uint64_t total) {
   double fraction = total == 0 ? 1.0 : static_cast<double>(done) / total;
   if (fraction > 1) fraction = 1;
   int filled = static_cast<int>(fraction * kWidth);
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                              start_)
-                    .count();
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
+          .count();
   double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
   std::string bar(static_cast<size_t>(filled), '#');
   bar.resize(kWidth, '.');

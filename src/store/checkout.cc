@@ -1,6 +1,7 @@
 #include "store/checkout.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <cerrno>
 #include <filesystem>
 #include <random>
-
-#include <fmt/format.h>
 
 #include "store/parallel_for.h"
 #include "store/posix_file.h"
@@ -54,8 +53,8 @@ Status WriteFile(const Manifest& m, const ManifestEntry& e,
   for (const ChunkRef& c : m.ChunksOf(e)) {
     if (auto st = store.ReadChunk(c.hash, buffer); !st) {
       Error err = st.error();
-      err.message = fmt::format("chunk {} of {}: {}", c.hash.ShortHex(),
-                                e.path, err.message);
+      err.message = fmt::format("chunk {} of {}: {}", c.hash.ShortHex(), e.path,
+                                err.message);
       return std::unexpected(std::move(err));
     }
     if (buffer.size() != c.length) {

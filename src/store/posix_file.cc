@@ -1,14 +1,13 @@
 #include "store/posix_file.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
 #include <random>
-
-#include <fmt/format.h>
 
 namespace fleetcast {
 
@@ -97,8 +96,8 @@ Status WriteFileAtomic(const std::string& path, std::span<const uint8_t> data,
   std::string dir = target.parent_path().string();
   if (dir.empty()) dir = ".";
   std::random_device rd;
-  std::string tmp = fmt::format("{}/.{}.tmp-{:08x}", dir,
-                                target.filename().string(), rd());
+  std::string tmp =
+      fmt::format("{}/.{}.tmp-{:08x}", dir, target.filename().string(), rd());
   auto fd = Open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode);
   if (!fd) return std::unexpected(fd.error());
   auto fail = [&](Error e) -> Status {
@@ -106,7 +105,8 @@ Status WriteFileAtomic(const std::string& path, std::span<const uint8_t> data,
     return std::unexpected(std::move(e));
   };
   if (auto st = WriteAll(fd->get(), data, tmp); !st) return fail(st.error());
-  if (::fsync(fd->get()) != 0) return fail(SysError(errno, tmp, "fsync").error());
+  if (::fsync(fd->get()) != 0)
+    return fail(SysError(errno, tmp, "fsync").error());
   fd->Reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     return fail(SysError(errno, path, "rename").error());

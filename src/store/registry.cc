@@ -1,10 +1,9 @@
 #include "store/registry.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <fmt/format.h>
 
 #include <charconv>
-
-#include <fmt/format.h>
 
 namespace fleetcast {
 namespace {
@@ -70,7 +69,8 @@ Status Registry::AddVersion(const VersionRecord& v) {
   try {
     SQLite::Transaction tx(*db_);
     SQLite::Statement exists(
-        *db_, "SELECT 1 FROM versions WHERE root = ? OR (dataset = ? AND label = ?)");
+        *db_,
+        "SELECT 1 FROM versions WHERE root = ? OR (dataset = ? AND label = ?)");
     exists.bind(1, v.root.Hex());
     exists.bind(2, v.dataset);
     exists.bind(3, v.label);
@@ -127,9 +127,9 @@ Result<VersionRecord> Registry::FindVersion(
   try {
     if (!dataset.empty()) {
       SQLite::Statement by_label(
-          *db_, fmt::format(
-                    "SELECT {} FROM versions WHERE dataset = ? AND label = ?",
-                    kColumns));
+          *db_,
+          fmt::format("SELECT {} FROM versions WHERE dataset = ? AND label = ?",
+                      kColumns));
       by_label.bind(1, dataset);
       by_label.bind(2, label_or_root);
       if (by_label.executeStep()) return RowToRecord(by_label);
@@ -139,9 +139,10 @@ Result<VersionRecord> Registry::FindVersion(
                    std::string::npos;
     if (hex) {
       SQLite::Statement by_root(
-          *db_, fmt::format("SELECT {} FROM versions WHERE (?1 = '' OR dataset = ?1) "
-                            "AND substr(root, 1, ?2) = ?3 LIMIT 2",
-                            kColumns));
+          *db_,
+          fmt::format("SELECT {} FROM versions WHERE (?1 = '' OR dataset = ?1) "
+                      "AND substr(root, 1, ?2) = ?3 LIMIT 2",
+                      kColumns));
       by_root.bind(1, dataset);
       by_root.bind(2, static_cast<int>(label_or_root.size()));
       by_root.bind(3, label_or_root);
@@ -219,8 +220,8 @@ bool Registry::LabelExists(const std::string& dataset,
                            const std::string& label) const {
   std::lock_guard lock(mu_);
   try {
-    SQLite::Statement q(*db_,
-                        "SELECT 1 FROM versions WHERE dataset = ? AND label = ?");
+    SQLite::Statement q(
+        *db_, "SELECT 1 FROM versions WHERE dataset = ? AND label = ?");
     q.bind(1, dataset);
     q.bind(2, label);
     return q.executeStep();

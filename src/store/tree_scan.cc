@@ -1,13 +1,12 @@
 #include "store/tree_scan.h"
 
 #include <dirent.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-
-#include <fmt/format.h>
 
 #include "store/posix_file.h"
 
@@ -83,13 +82,20 @@ Status ScanDir(const std::string& root, const std::string& rel,
 
 std::string_view FileKindName(unsigned mode) {
   switch (mode & S_IFMT) {
-    case S_IFREG: return "regular file";
-    case S_IFDIR: return "directory";
-    case S_IFLNK: return "symlink";
-    case S_IFIFO: return "fifo";
-    case S_IFSOCK: return "socket";
-    case S_IFCHR: return "character device";
-    case S_IFBLK: return "block device";
+    case S_IFREG:
+      return "regular file";
+    case S_IFDIR:
+      return "directory";
+    case S_IFLNK:
+      return "symlink";
+    case S_IFIFO:
+      return "fifo";
+    case S_IFSOCK:
+      return "socket";
+    case S_IFCHR:
+      return "character device";
+    case S_IFBLK:
+      return "block device";
   }
   return "file of unknown type";
 }

@@ -1,12 +1,11 @@
 #include "store/tree_verify.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <atomic>
 #include <unordered_map>
-
-#include <fmt/format.h>
 
 #include "store/parallel_for.h"
 #include "store/posix_file.h"
@@ -17,8 +16,8 @@ namespace {
 
 // Content check of one file whose size already matches. Returns a
 // difference detail, or empty when the content matches.
-Result<std::string> CompareContent(const std::string& path,
-                                   const Manifest& m, const ManifestEntry& e,
+Result<std::string> CompareContent(const std::string& path, const Manifest& m,
+                                   const ManifestEntry& e,
                                    std::vector<uint8_t>& buffer,
                                    std::atomic<uint64_t>& done) {
   auto fd = Open(path, O_RDONLY | O_NOFOLLOW);
@@ -47,13 +46,20 @@ std::string ModeString(uint32_t mode) { return fmt::format("{:04o}", mode); }
 
 std::string_view DifferenceKindName(DifferenceKind kind) {
   switch (kind) {
-    case DifferenceKind::kMissing: return "missing";
-    case DifferenceKind::kExtra: return "extra";
-    case DifferenceKind::kType: return "type";
-    case DifferenceKind::kSize: return "size";
-    case DifferenceKind::kMode: return "mode";
-    case DifferenceKind::kSymlinkTarget: return "symlink target";
-    case DifferenceKind::kContent: return "content";
+    case DifferenceKind::kMissing:
+      return "missing";
+    case DifferenceKind::kExtra:
+      return "extra";
+    case DifferenceKind::kType:
+      return "type";
+    case DifferenceKind::kSize:
+      return "size";
+    case DifferenceKind::kMode:
+      return "mode";
+    case DifferenceKind::kSymlinkTarget:
+      return "symlink target";
+    case DifferenceKind::kContent:
+      return "content";
   }
   return "unknown";
 }
@@ -135,11 +141,11 @@ Result<std::vector<Difference>> VerifyTree(const std::string& dir,
     if (skipped(w.path)) continue;
     if (w.type != a.type) {
       bool special = static_cast<int>(a.type) == 0;
-      report(DifferenceKind::kType, w.path,
-             fmt::format("expected {}, found {}", EntryTypeName(w.type),
-                         special ? "special file" : EntryTypeName(a.type)),
-             w.type == EntryType::kDirectory ||
-                 a.type == EntryType::kDirectory);
+      report(
+          DifferenceKind::kType, w.path,
+          fmt::format("expected {}, found {}", EntryTypeName(w.type),
+                      special ? "special file" : EntryTypeName(a.type)),
+          w.type == EntryType::kDirectory || a.type == EntryType::kDirectory);
       continue;
     }
     switch (w.type) {
@@ -195,8 +201,9 @@ Result<std::vector<Difference>> VerifyTree(const std::string& dir,
                        std::move(content_detail[k]), 0});
     }
   }
-  std::stable_sort(diffs.begin(), diffs.end(),
-                   [](const auto& a, const auto& b) { return a.path < b.path; });
+  std::stable_sort(
+      diffs.begin(), diffs.end(),
+      [](const auto& a, const auto& b) { return a.path < b.path; });
   return diffs;
 }
 

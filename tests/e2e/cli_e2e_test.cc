@@ -1,16 +1,15 @@
 // End-to-end tests of the fleetcast CLI: the real binary, real trees on
 // disk, real exit codes and output, as an operator would use it.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
-
-#include <fmt/format.h>
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "subprocess.h"
 
@@ -75,9 +74,9 @@ class CliTest : public ::testing::Test {
 
   json PublishJson(const fs::path& dir, const std::string& dataset = "e2e/set",
                    std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"publish", dir.string(),  "--store",
-                                     store_,    "--dataset",   dataset,
-                                     "--key",   key_,          "--json"};
+    std::vector<std::string> args = {"publish", dir.string(), "--store",
+                                     store_,    "--dataset",  dataset,
+                                     "--key",   key_,         "--json"};
     args.insert(args.end(), extra.begin(), extra.end());
     RunResult r = Fc(args);
     EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -94,8 +93,8 @@ class CliTest : public ::testing::Test {
 
   // Runs verify --json and returns (exit code, differences).
   std::pair<int, json> Verify(const fs::path& dir, const std::string& root) {
-    RunResult r = Fc({"verify", dir.string(), "--store", store_, "--root",
-                      root, "--trust", key_ + ".pub", "--json"});
+    RunResult r = Fc({"verify", dir.string(), "--store", store_, "--root", root,
+                      "--trust", key_ + ".pub", "--json"});
     json out = r.out.empty() ? json() : json::parse(r.out, nullptr, false);
     if (out.is_discarded() || out.is_null()) {
       ADD_FAILURE() << "verify printed no JSON: " << r.out << r.err;
@@ -140,9 +139,9 @@ TEST_F(CliTest, FullTreeRoundTripWithLargeFileAndManySmallFiles) {
   MakeShapesTree(src);
   WriteRandomFile(src / "big" / "300MiB.bin", 300ull << 20, 7);
   for (int i = 0; i < 2000; ++i) {
-    WriteFile(src / "many" / fmt::format("d{:02}", i % 20) /
-                  fmt::format("s{:05}", i),
-              RandomBytes(static_cast<size_t>(i % 4096), 5000 + i));
+    WriteFile(
+        src / "many" / fmt::format("d{:02}", i % 20) / fmt::format("s{:05}", i),
+        RandomBytes(static_cast<size_t>(i % 4096), 5000 + i));
   }
   fs::create_hard_link(src / "a" / "b" / "file", src / "hardlink-of-file");
 
@@ -186,8 +185,8 @@ TEST_F(CliTest, FullTreeRoundTripWithLargeFileAndManySmallFiles) {
   EXPECT_EQ(m["root"], root);
   EXPECT_EQ(m["files"], pub["files"]);
   std::string fcm = fmt::format("{}/manifests/{}.fcm", store_, root);
-  RunResult by_file =
-      Fc({"verify", dest.string(), "--manifest", fcm, "--trust", key_ + ".pub"});
+  RunResult by_file = Fc(
+      {"verify", dest.string(), "--manifest", fcm, "--trust", key_ + ".pub"});
   EXPECT_EQ(by_file.exit_code, 0) << by_file.err;
 }
 
@@ -231,8 +230,7 @@ TEST_F(CliTest, VerifyReportsExactlyEachKindOfDifference) {
        }},
       {"size", "with space/name with space",
        [](const fs::path& d) {
-         std::ofstream(d / "with space" / "name with space",
-                       std::ios::app)
+         std::ofstream(d / "with space" / "name with space", std::ios::app)
              << "more";
        }},
       {"mode", "exec.sh",
@@ -309,7 +307,9 @@ TEST_F(CliTest, PublishRefusesEscapingSymlinksAndSpecialFiles) {
   };
   std::vector<Case> cases = {
       {"relative escape",
-       [](const fs::path& d) { fs::create_symlink("../../etc/passwd", d / "evil"); },
+       [](const fs::path& d) {
+         fs::create_symlink("../../etc/passwd", d / "evil");
+       },
        "evil"},
       {"absolute target",
        [](const fs::path& d) { fs::create_symlink("/etc/passwd", d / "abs"); },
@@ -321,7 +321,9 @@ TEST_F(CliTest, PublishRefusesEscapingSymlinksAndSpecialFiles) {
        },
        "sneaky"},
       {"fifo",
-       [](const fs::path& d) { ASSERT_EQ(::mkfifo((d / "pipe").c_str(), 0644), 0); },
+       [](const fs::path& d) {
+         ASSERT_EQ(::mkfifo((d / "pipe").c_str(), 0644), 0);
+       },
        "fifo"},
   };
   int n = 0;
@@ -378,7 +380,8 @@ TEST_F(CliTest, CorruptStoreChunkFailsCheckoutWithoutLeavingAPartialTree) {
   ASSERT_TRUE(pub.is_object());
   // Damage one stored chunk.
   fs::path victim;
-  for (const auto& e : fs::recursive_directory_iterator(fs::path(store_) / "chunks")) {
+  for (const auto& e :
+       fs::recursive_directory_iterator(fs::path(store_) / "chunks")) {
     if (e.is_regular_file()) victim = e.path();
   }
   ASSERT_FALSE(victim.empty());
@@ -389,11 +392,10 @@ TEST_F(CliTest, CorruptStoreChunkFailsCheckoutWithoutLeavingAPartialTree) {
     f.put('!');
   }
   fs::path dest = work_ / "dest";
-  RunResult r = Fc({"checkout", "--store", store_, "--root", pub["root"],
-                    dest.string()});
+  RunResult r =
+      Fc({"checkout", "--store", store_, "--root", pub["root"], dest.string()});
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.err.find(victim.filename().string()), std::string::npos)
-      << r.err;
+  EXPECT_NE(r.err.find(victim.filename().string()), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dest));
   for (const auto& e : fs::directory_iterator(work_)) {
     EXPECT_EQ(e.path().filename().string().find(".partial"), std::string::npos)

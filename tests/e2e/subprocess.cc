@@ -39,8 +39,8 @@ RunResult Run(const std::vector<std::string>& argv) {
   args.push_back(nullptr);
   pid_t pid;
   RunResult result;
-  int rc = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(),
-                          environ);
+  int rc =
+      ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   ::close(out_fd);
   ::close(err_fd);
@@ -48,8 +48,8 @@ RunResult Run(const std::vector<std::string>& argv) {
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0) {
     }
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status)
-                                         : 128 + WTERMSIG(status);
+    result.exit_code =
+        WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   result.out = Slurp(out_path);
   result.err = Slurp(err_path);

@@ -92,7 +92,8 @@ Status GenerateDataset(const std::string& dir, const DatasetSpec& spec) {
   }
   uint64_t assigned = 0;
   const uint32_t subdirs = std::max<uint32_t>(1, files / 8);
-  std::string first_file;
+  std::string smallest_file;
+  uint64_t smallest_size = UINT64_MAX;
   for (uint32_t i = 0; i < files; ++i) {
     uint64_t size =
         i + 1 == files
@@ -104,14 +105,18 @@ Status GenerateDataset(const std::string& dir, const DatasetSpec& spec) {
     if (auto st = MakeDirectories(sub); !st) return st;
     std::string path = fmt::format("{}/file-{:04}.bin", sub, i);
     if (auto st = WriteRandomFile(path, size, rng); !st) return st;
-    if (i == 0) first_file = path;
+    if (size < smallest_size) {
+      smallest_size = size;
+      smallest_file = path;
+    }
   }
   // The shapes every real tree has.
   if (auto st = MakeDirectories(dir + "/empty-dir"); !st) return st;
   if (auto st = WriteRandomFile(dir + "/empty-file", 0, rng); !st) return st;
   std::error_code copy_ec;
   fs::create_directories(dir + "/meta", copy_ec);
-  fs::copy_file(first_file, dir + "/meta/duplicate-of-file-0000.bin", copy_ec);
+  fs::copy_file(smallest_file, dir + "/meta/duplicate-of-smallest.bin",
+                copy_ec);
   if (copy_ec) return SysError(copy_ec.value(), dir + "/meta", "copy");
   fs::create_symlink("../part-00/file-0000.bin", dir + "/meta/latest", copy_ec);
   if (copy_ec)

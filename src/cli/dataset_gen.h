@@ -21,7 +21,8 @@ struct DatasetSpec {
 // Creates `dir` (must not exist) holding `files` files of pseudo-random
 // content whose sizes vary (log-uniform) and add up to total_bytes, spread
 // over a few subdirectories, plus an empty file, an empty directory, a
-// duplicate of one file and a relative symlink.
+// duplicate of the smallest file (on top of total_bytes) and a relative
+// symlink.
 Status GenerateDataset(const std::string& dir, const DatasetSpec& spec);
 
 struct MutationSummary {

@@ -4,83 +4,33 @@
 // and OpenManifest under ~2 s each.
 #include <benchmark/benchmark.h>
 
-#include <cstdio>
+#include <array>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 
 #include "core/manifest_codec.h"
+#include "core/manifest_test_support.h"
 #include "core/path_rules.h"
 
 namespace fleetcast {
 namespace {
 
-constexpr size_t kFiles = 16 * 1024;
-constexpr size_t kChunksPerFile = 256;
-constexpr size_t kFilesPerDir = 128;
-
-Manifest BuildLargeManifest() {
-  Manifest m;
-  m.header.dataset = "bench/large";
-  m.header.label = "v1";
-  m.header.created_unix_s = 1700000000;
-  const size_t dirs = (kFiles + kFilesPerDir - 1) / kFilesPerDir;
-  m.entries.reserve(kFiles + dirs);
-  m.chunks.reserve(kFiles * kChunksPerFile);
-  uint64_t state = 0x9e3779b97f4a7c15ull;
-  auto next = [&state] {  // splitmix64: hash-like, incompressible bytes
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  };
-  char name[64];
-  size_t file = 0;
-  for (size_t d = 0; d < dirs; ++d) {
-    ManifestEntry dir;
-    std::snprintf(name, sizeof name, "shard-%04zu", d);
-    dir.path = name;
-    dir.type = EntryType::kDirectory;
-    dir.mode = 0755;
-    dir.first_chunk = m.chunks.size();
-    m.entries.push_back(dir);
-    for (size_t k = 0; k < kFilesPerDir && file < kFiles; ++k, ++file) {
-      ManifestEntry e;
-      std::snprintf(name, sizeof name, "shard-%04zu/part-%06zu.parquet", d,
-                    file);
-      e.path = name;
-      e.type = EntryType::kFile;
-      e.mode = 0644;
-      e.mtime_ns = 1700000000000000000 + static_cast<int64_t>(file);
-      e.first_chunk = m.chunks.size();
-      e.chunk_count = kChunksPerFile;
-      for (size_t c = 0; c < kChunksPerFile; ++c) {
-        ChunkRef ref;
-        for (size_t w = 0; w < 4; ++w) {
-          uint64_t v = next();
-          std::memcpy(ref.hash.bytes.data() + 8 * w, &v, 8);
-        }
-        ref.length = static_cast<uint32_t>((64 << 10) + next() % (960 << 10));
-        e.size += ref.length;
-        m.chunks.push_back(ref);
-      }
-      m.entries.push_back(std::move(e));
-    }
-  }
-  return m;
-}
-
-SigningKey BenchKey() {
-  std::array<uint8_t, 32> seed{};
-  seed[0] = 1;
-  return *SigningKey::FromSeed(seed);
-}
-
 // Built once, shared by every benchmark in this file.
 struct Fixture {
-  Manifest manifest = BuildLargeManifest();
+  // Hash-like, incompressible chunk hashes and lengths; names like
+  // "shard-0000/part-000000.parquet".
+  Manifest manifest = testing::SyntheticManifest({
+      .files = 16 * 1024,
+      .chunks_per_file = 256,
+      .files_per_dir = 128,
+      .dir_prefix = "shard-",
+      .file_prefix = "part-",
+      .file_suffix = ".parquet",
+      .mtime_base_ns = 1700000000000000000,
+      .mtime_step_ns = 1,
+  });
   std::vector<uint8_t> canonical = EncodeCanonical(manifest);
-  SigningKey key = BenchKey();
+  SigningKey key = testing::FixedKey(std::array<uint8_t, 32>{1});
   std::vector<uint8_t> envelope = [this] {
     auto sealed = SealManifest(manifest, key);
     if (!sealed) std::abort();

@@ -7,28 +7,26 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "core/manifest_test_support.h"
 #include "core/path_rules.h"
 
 namespace fleetcast {
 namespace {
 
+using ::fleetcast::testing::AppendEntry;
+using ::fleetcast::testing::FixedKey;
+using ::fleetcast::testing::SyntheticManifest;
 using ::testing::HasSubstr;
 
 // --------------------------------------------------------------------------
 // Helpers
 
-SigningKey TestKey(uint8_t fill = 0x11) {
-  std::array<uint8_t, 32> seed;
-  for (size_t i = 0; i < seed.size(); ++i) {
-    seed[i] = static_cast<uint8_t>(fill * (i + 1));
-  }
-  return *SigningKey::FromSeed(seed);
-}
+// Seed bytes fill, 2 * fill, 3 * fill, ...
+SigningKey TestKey(uint8_t fill = 0x11) { return FixedKey(fill, fill); }
 
 TrustedKeys Trust(const SigningKey& key) {
   TrustedKeys t;
@@ -38,23 +36,13 @@ TrustedKeys Trust(const SigningKey& key) {
 
 Digest HashOf(std::string_view s) { return Sha256(AsBytes(s)); }
 
+// Chunk hashes are Sha256(path + "/" + index): RichManifest's encoding,
+// and so the tests that pin it, depend on that recipe.
 void AddEntry(Manifest& m, std::string path, EntryType type, uint32_t mode,
               int64_t mtime_ns, std::string target = "",
-              std::vector<uint32_t> lengths = {}) {
-  ManifestEntry e;
-  e.path = std::move(path);
-  e.type = type;
-  e.mode = mode;
-  e.mtime_ns = mtime_ns;
-  e.symlink_target = std::move(target);
-  e.first_chunk = m.chunks.size();
-  e.chunk_count = static_cast<uint32_t>(lengths.size());
-  for (uint32_t len : lengths) {
-    m.chunks.push_back(
-        ChunkRef{HashOf(e.path + "/" + std::to_string(m.chunks.size())), len});
-    e.size += len;
-  }
-  m.entries.push_back(std::move(e));
+              const std::vector<uint32_t>& lengths = {}) {
+  AppendEntry(m, std::move(path), type, mode, mtime_ns, std::move(target),
+              lengths, "/");
 }
 
 // A small manifest that uses every feature of the format: all entry types,
@@ -407,61 +395,10 @@ constexpr bool kReducedScale = false;
 constexpr bool kReducedScale = false;
 #endif
 
-Manifest LargeManifest(size_t files, size_t chunks_per_file) {
-  Manifest m;
-  m.header.dataset = "bench/large";
-  m.header.label = "v1";
-  m.header.created_unix_s = 1700000000;
-  const size_t files_per_dir = 128;
-  const size_t dirs = (files + files_per_dir - 1) / files_per_dir;
-  m.entries.reserve(files + dirs);
-  m.chunks.reserve(files * chunks_per_file);
-  uint64_t state = 0x9e3779b97f4a7c15ull;
-  auto next = [&state] {  // splitmix64
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  };
-  char name[64];
-  size_t file = 0;
-  for (size_t d = 0; d < dirs; ++d) {
-    ManifestEntry dir;
-    std::snprintf(name, sizeof name, "d%04zu", d);
-    dir.path = name;
-    dir.type = EntryType::kDirectory;
-    dir.mode = 0755;
-    dir.first_chunk = m.chunks.size();
-    m.entries.push_back(dir);
-    for (size_t k = 0; k < files_per_dir && file < files; ++k, ++file) {
-      ManifestEntry e;
-      std::snprintf(name, sizeof name, "d%04zu/f%06zu", d, file);
-      e.path = name;
-      e.type = EntryType::kFile;
-      e.mode = 0644;
-      e.mtime_ns = static_cast<int64_t>(file) * 1000;
-      e.first_chunk = m.chunks.size();
-      e.chunk_count = static_cast<uint32_t>(chunks_per_file);
-      for (size_t c = 0; c < chunks_per_file; ++c) {
-        ChunkRef ref;
-        for (size_t w = 0; w < 4; ++w) {
-          uint64_t v = next();
-          std::memcpy(ref.hash.bytes.data() + 8 * w, &v, 8);
-        }
-        ref.length = static_cast<uint32_t>((64 << 10) + next() % (960 << 10));
-        e.size += ref.length;
-        m.chunks.push_back(ref);
-      }
-      m.entries.push_back(std::move(e));
-    }
-  }
-  return m;
-}
-
 TEST(CanonicalTest, LargeManifestRoundTrip) {
   const size_t files = 16 * 1024;
   const size_t per_file = kReducedScale ? 8 : 256;
-  Manifest m = LargeManifest(files, per_file);
+  Manifest m = SyntheticManifest({.files = files, .chunks_per_file = per_file});
   ASSERT_EQ(m.chunks.size(), files * per_file);
   std::vector<uint8_t> bytes = EncodeCanonical(m);
   // Header with "bench/large" and "v1", 128 directories "dNNNN", files

@@ -9,24 +9,20 @@
 #include <string>
 #include <vector>
 
+#include "core/manifest_test_support.h"
+
 namespace fleetcast {
 namespace {
 
+using ::fleetcast::testing::FixedKey;
+using ::fleetcast::testing::SeedSequence;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::array<uint8_t, 32> Seed(uint8_t fill) {
-  std::array<uint8_t, 32> s;
-  for (size_t i = 0; i < s.size(); ++i) s[i] = static_cast<uint8_t>(fill + i);
-  return s;
-}
+// Seed bytes fill, fill + 1, fill + 2, ...
+std::array<uint8_t, 32> Seed(uint8_t fill) { return SeedSequence(fill, 1); }
 
-SigningKey KeyFromSeed(uint8_t fill) {
-  auto seed = Seed(fill);
-  auto key = SigningKey::FromSeed(seed);
-  EXPECT_TRUE(key.has_value());
-  return *key;
-}
+SigningKey KeyFromSeed(uint8_t fill) { return FixedKey(Seed(fill)); }
 
 std::array<uint8_t, 32> FromHex32(std::string_view hex) {
   auto d = Digest::FromHex(hex);

@@ -16,6 +16,7 @@ namespace fleetcast {
 namespace {
 
 using store_testing::Exists;
+using store_testing::FlipByteInPlace;
 using store_testing::ListDir;
 using store_testing::Lstat;
 using store_testing::MakeDir;
@@ -229,11 +230,8 @@ TEST_F(CheckoutTest, CorruptChunkFailsAndLeavesNoTrace) {
   ASSERT_GE(victim->chunk_count, 2u);
   const Digest bad = m->ChunksOf(*victim)[1].hash;
   const std::string chunk_path = store_->ChunkPath(bad);
-  ASSERT_EQ(::chmod(chunk_path.c_str(), 0644), 0);
-  auto bytes = ReadFile(chunk_path);
-  ASSERT_FALSE(bytes.empty());
-  bytes[bytes.size() / 2] ^= 0x5a;
-  WriteFile(chunk_path, ByteSpan(bytes), 0444);
+  ASSERT_NO_FATAL_FAILURE(
+      FlipByteInPlace(chunk_path, Lstat(chunk_path).st_size / 2, 0x5a));
 
   for (unsigned threads : {1u, 4u}) {
     SCOPED_TRACE(threads);

@@ -21,6 +21,7 @@ namespace {
 
 using store_testing::Bytes;
 using store_testing::Exists;
+using store_testing::FlipByteInPlace;
 using store_testing::ListDir;
 using store_testing::Lstat;
 using store_testing::RandomBytes;
@@ -137,10 +138,7 @@ TEST_F(ChunkStoreTest, ReadChunkDetectsBytesAlteredOnDisk) {
   const std::string path = store_->ChunkPath(hash);
 
   // Flip one byte in place: same size, different content.
-  ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
-  auto altered = data;
-  altered[2000] ^= 0x01;
-  WriteFile(path, ByteSpan(altered), 0444);
+  ASSERT_NO_FATAL_FAILURE(FlipByteInPlace(path, 2000, 0x01));
 
   std::vector<uint8_t> out;
   auto read = store_->ReadChunk(hash, out);

@@ -19,6 +19,7 @@
 
 #include "core/fastcdc.h"
 #include "core/manifest_codec.h"
+#include "core/manifest_test_support.h"
 #include "store/testing_tree_test_support.h"
 #include "store/tree_scan.h"
 
@@ -176,11 +177,7 @@ TEST_F(PublishTest, ManifestIsSignedByThePublisher) {
   auto envelope = store_->ReadManifest(result->root);
   ASSERT_TRUE(envelope.has_value());
   TrustedKeys others;
-  std::array<uint8_t, 32> seed{};
-  seed.fill(0x77);
-  auto other_key = SigningKey::FromSeed(seed);
-  ASSERT_TRUE(other_key.has_value());
-  others.Add(other_key->public_key());
+  others.Add(fleetcast::testing::FixedKey(0x77, 0).public_key());
   auto opened = OpenManifest(*envelope, others);
   ASSERT_FALSE(opened.has_value());
   EXPECT_EQ(opened.error().code, ErrorCode::kSignature);

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -80,18 +81,30 @@ class RegistryTest : public ::testing::Test {
     return l.value_or("");
   }
 
+  // Labels() of ListVersions(dataset), in the order listed.
+  std::vector<std::string> ListedLabels(
+      const std::optional<std::string>& dataset) {
+    auto list = registry_->ListVersions(dataset);
+    EXPECT_TRUE(list.has_value()) << list.error().ToString();
+    return list ? Labels(*list) : std::vector<std::string>{};
+  }
+
+  // The label of Latest(dataset); nullopt when the dataset has no version.
+  std::optional<std::string> LatestLabel(const std::string& dataset) {
+    auto latest = registry_->Latest(dataset);
+    EXPECT_TRUE(latest.has_value()) << latest.error().ToString();
+    if (!latest || !latest->has_value()) return std::nullopt;
+    return (*latest)->label;
+  }
+
   ScratchDir dir_;
   std::string path_ = dir_ / "store.sqlite";
   std::unique_ptr<Registry> registry_;
 };
 
 TEST_F(RegistryTest, EmptyRegistry) {
-  auto all = registry_->ListVersions(std::nullopt);
-  ASSERT_TRUE(all.has_value());
-  EXPECT_THAT(*all, IsEmpty());
-  auto latest = registry_->Latest("models/ranker");
-  ASSERT_TRUE(latest.has_value());
-  EXPECT_FALSE(latest->has_value());
+  EXPECT_THAT(ListedLabels(std::nullopt), IsEmpty());
+  EXPECT_EQ(LatestLabel("models/ranker"), std::nullopt);
   EXPECT_FALSE(registry_->LabelExists("models/ranker", "v1"));
 }
 
@@ -206,9 +219,7 @@ TEST_F(RegistryTest, DuplicateLabelIsAlreadyExists) {
   EXPECT_EQ(st.error().subject, "ds@v1");
   // The same label in another dataset is fine.
   Add(Record("other", "v1", RootOf("y")));
-  auto list = registry_->ListVersions(std::nullopt);
-  ASSERT_TRUE(list.has_value());
-  EXPECT_EQ(list->size(), 2u);
+  EXPECT_THAT(ListedLabels(std::nullopt), ElementsAre("ds@v1", "other@v1"));
   auto found = registry_->FindVersion("ds", "v1");
   ASSERT_TRUE(found.has_value());
   EXPECT_EQ(found->root, RootOf("x"));  // not replaced
@@ -222,9 +233,7 @@ TEST_F(RegistryTest, DuplicateRootIsAlreadyExists) {
     ASSERT_FALSE(st.has_value());
     EXPECT_EQ(st.error().code, ErrorCode::kAlreadyExists);
   }
-  auto list = registry_->ListVersions(std::nullopt);
-  ASSERT_TRUE(list.has_value());
-  EXPECT_THAT(Labels(*list), ElementsAre("ds@v1"));
+  EXPECT_THAT(ListedLabels(std::nullopt), ElementsAre("ds@v1"));
 }
 
 TEST_F(RegistryTest, NextLabelStartsAtV1) {
@@ -268,16 +277,9 @@ TEST_F(RegistryTest, LatestIsTheMostRecentlyAdded) {
   Add(Record("other", "v1", RootOf("o1")));
   Add(Record("ds", "hotfix", RootOf("h")));
   Add(Record("other", "v2", RootOf("o2")));
-  auto latest = registry_->Latest("ds");
-  ASSERT_TRUE(latest.has_value());
-  ASSERT_TRUE(latest->has_value());
-  EXPECT_EQ((*latest)->label, "hotfix");
-  auto other = registry_->Latest("other");
-  ASSERT_TRUE(other.has_value() && other->has_value());
-  EXPECT_EQ((*other)->label, "v2");
-  auto none = registry_->Latest("none");
-  ASSERT_TRUE(none.has_value());
-  EXPECT_FALSE(none->has_value());
+  EXPECT_EQ(LatestLabel("ds"), "hotfix");
+  EXPECT_EQ(LatestLabel("other"), "v2");
+  EXPECT_EQ(LatestLabel("none"), std::nullopt);
 }
 
 TEST_F(RegistryTest, ListVersionsFiltersByDatasetInPublishOrder) {
@@ -287,19 +289,11 @@ TEST_F(RegistryTest, ListVersionsFiltersByDatasetInPublishOrder) {
   Add(Record("a", "aaa", RootOf("a2")));
   Add(Record("b", "v3", RootOf("b3")));
 
-  auto b = registry_->ListVersions("b");
-  ASSERT_TRUE(b.has_value());
-  EXPECT_THAT(Labels(*b), ElementsAre("b@v1", "b@zzz", "b@v3"));
-  auto a = registry_->ListVersions("a");
-  ASSERT_TRUE(a.has_value());
-  EXPECT_THAT(Labels(*a), ElementsAre("a@v1", "a@aaa"));
-  auto none = registry_->ListVersions("c");
-  ASSERT_TRUE(none.has_value());
-  EXPECT_THAT(*none, IsEmpty());
+  EXPECT_THAT(ListedLabels("b"), ElementsAre("b@v1", "b@zzz", "b@v3"));
+  EXPECT_THAT(ListedLabels("a"), ElementsAre("a@v1", "a@aaa"));
+  EXPECT_THAT(ListedLabels("c"), IsEmpty());
   // Unfiltered: every version, each dataset's in publish order.
-  auto all = registry_->ListVersions(std::nullopt);
-  ASSERT_TRUE(all.has_value());
-  EXPECT_THAT(Labels(*all),
+  EXPECT_THAT(ListedLabels(std::nullopt),
               ElementsAre("a@v1", "a@aaa", "b@v1", "b@zzz", "b@v3"));
 }
 
@@ -317,15 +311,11 @@ TEST_F(RegistryTest, StatePersistsAfterReopening) {
   ExpectSameRecord((*list)[0], v1);
   ExpectSameRecord((*list)[1], v2);
   EXPECT_EQ(NextLabel("ds"), "v3");
-  auto latest = registry_->Latest("ds");
-  ASSERT_TRUE(latest.has_value() && latest->has_value());
-  EXPECT_EQ((*latest)->label, "v2");
+  EXPECT_EQ(LatestLabel("ds"), "v2");
   // Constraints still hold and publish order continues.
   EXPECT_FALSE(registry_->AddVersion(Record("ds", "v2", RootOf("z"))));
   Add(Record("ds", "v3", RootOf("3")));
-  latest = registry_->Latest("ds");
-  ASSERT_TRUE(latest.has_value() && latest->has_value());
-  EXPECT_EQ((*latest)->label, "v3");
+  EXPECT_EQ(LatestLabel("ds"), "v3");
 }
 
 TEST_F(RegistryTest, OpenFailsOnAnUnusablePath) {

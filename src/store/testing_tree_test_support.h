@@ -15,7 +15,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -32,6 +31,7 @@
 #include "core/chunking_params.h"
 #include "core/manifest.h"
 #include "core/manifest_codec.h"
+#include "core/manifest_test_support.h"
 #include "core/sha256.h"
 #include "core/signing.h"
 #include "store/chunk_store.h"
@@ -135,6 +135,19 @@ inline std::vector<uint8_t> ReadFile(const std::string& path) {
                               std::istreambuf_iterator<char>());
 }
 
+// Xors the byte at `offset` of the read-only file `path` (a stored chunk)
+// with `mask` in place: same size, other content, mode 0444 again. Fails
+// fatally (wrap it in ASSERT_NO_FATAL_FAILURE) when it cannot.
+inline void FlipByteInPlace(const std::string& path, size_t offset,
+                            uint8_t mask) {
+  ASSERT_EQ(::chmod(path.c_str(), 0644), 0)
+      << "chmod " << path << ": " << std::strerror(errno);
+  std::vector<uint8_t> bytes = ReadFile(path);
+  ASSERT_LT(offset, bytes.size()) << path;
+  bytes[offset] ^= mask;
+  WriteFile(path, ByteSpan(bytes), 0444);
+}
+
 inline void MakeDir(const std::string& path, mode_t mode = 0755) {
   if (::mkdir(path.c_str(), 0700) != 0) {
     ADD_FAILURE() << "mkdir " << path << ": " << std::strerror(errno);
@@ -208,20 +221,9 @@ inline size_t CountFilesBelow(const std::string& dir) {
   return n;
 }
 
-// The publishing key of every store test: a fixed seed, so runs are
-// reproducible.
-inline SigningKey TestKey() {
-  std::array<uint8_t, 32> seed;
-  for (size_t i = 0; i < seed.size(); ++i) {
-    seed[i] = static_cast<uint8_t>(0x40 + i);
-  }
-  auto key = SigningKey::FromSeed(seed);
-  if (!key) {
-    ADD_FAILURE() << "SigningKey::FromSeed: " << key.error().ToString();
-    std::abort();
-  }
-  return *key;
-}
+// The publishing key of every store test: a fixed seed (bytes 0x40, 0x41,
+// ..., 0x5f), so runs are reproducible.
+inline SigningKey TestKey() { return fleetcast::testing::FixedKey(0x40, 1); }
 
 inline TrustedKeys TestTrustedKeys() {
   TrustedKeys keys;

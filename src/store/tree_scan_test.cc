@@ -42,6 +42,19 @@ const ManifestEntry* Find(const ScannedTree& t, std::string_view path) {
   return nullptr;
 }
 
+// The entry at `path`, expected to have `type`, `mode` and `size`; nullptr
+// (and a test failure) when there is none.
+const ManifestEntry* ExpectEntry(const ScannedTree& t, std::string_view path,
+                                 EntryType type, uint32_t mode, uint64_t size) {
+  const ManifestEntry* e = Find(t, path);
+  EXPECT_NE(e, nullptr) << path;
+  if (e == nullptr) return nullptr;
+  EXPECT_EQ(e->type, type) << path;
+  EXPECT_EQ(e->mode, mode) << path;
+  EXPECT_EQ(e->size, size) << path;
+  return e;
+}
+
 ScannedTree Scan(const std::string& root, ScanOptions options = {}) {
   auto t = ScanTree(root, options);
   EXPECT_TRUE(t.has_value()) << t.error().ToString();
@@ -117,39 +130,25 @@ TEST(ScanTreeTest, RecordsTypesModesSizesAndMtimes) {
   EXPECT_THAT(Paths(t), ElementsAre("dir", "dir/exec", "dir/up", "empty",
                                     "link", "private"));
 
-  const ManifestEntry* d = Find(t, "dir");
+  const ManifestEntry* d =
+      ExpectEntry(t, "dir", EntryType::kDirectory, 0750, 0);
   ASSERT_NE(d, nullptr);
-  EXPECT_EQ(d->type, EntryType::kDirectory);
-  EXPECT_EQ(d->mode, 0750u);
-  EXPECT_EQ(d->size, 0u);
   EXPECT_EQ(d->mtime_ns, 1'400'000'000'999'999'999);
 
-  const ManifestEntry* exec = Find(t, "dir/exec");
-  ASSERT_NE(exec, nullptr);
-  EXPECT_EQ(exec->type, EntryType::kFile);
-  EXPECT_EQ(exec->mode, 0755u);
-  EXPECT_EQ(exec->size, 10u);
+  ExpectEntry(t, "dir/exec", EntryType::kFile, 0755, 10);
 
-  const ManifestEntry* priv = Find(t, "private");
+  const ManifestEntry* priv =
+      ExpectEntry(t, "private", EntryType::kFile, 0600, 12345);
   ASSERT_NE(priv, nullptr);
-  EXPECT_EQ(priv->type, EntryType::kFile);
-  EXPECT_EQ(priv->mode, 0600u);
-  EXPECT_EQ(priv->size, 12345u);
   EXPECT_EQ(priv->mtime_ns, 1'600'000'000'123'456'789);
   EXPECT_EQ(priv->chunk_count, 0u);  // no content is read
   EXPECT_TRUE(priv->symlink_target.empty());
 
-  const ManifestEntry* empty = Find(t, "empty");
-  ASSERT_NE(empty, nullptr);
-  EXPECT_EQ(empty->mode, 0444u);
-  EXPECT_EQ(empty->size, 0u);
+  ExpectEntry(t, "empty", EntryType::kFile, 0444, 0);
 
-  const ManifestEntry* link = Find(t, "link");
+  const ManifestEntry* link = ExpectEntry(t, "link", EntryType::kSymlink, 0, 0);
   ASSERT_NE(link, nullptr);
-  EXPECT_EQ(link->type, EntryType::kSymlink);
   EXPECT_EQ(link->symlink_target, "dir/exec");
-  EXPECT_EQ(link->mode, 0u);
-  EXPECT_EQ(link->size, 0u);
   EXPECT_EQ(link->mtime_ns, 1'500'000'000'000'000'001);  // lstat, not stat
 
   // Targets are recorded verbatim, even ones publishing would refuse:
@@ -195,11 +194,8 @@ TEST(ScanTreeTest, HardLinksAreTwoFiles) {
   MakeHardLink(dir / "one", dir / "two");
   ScannedTree t = Scan(dir.path());
   ASSERT_THAT(Paths(t), ElementsAre("one", "two"));
-  for (const auto& e : t.entries) {
-    EXPECT_EQ(e.type, EntryType::kFile);
-    EXPECT_EQ(e.size, 14u);
-    EXPECT_EQ(e.mode, 0640u);
-  }
+  ExpectEntry(t, "one", EntryType::kFile, 0640, 14);
+  ExpectEntry(t, "two", EntryType::kFile, 0640, 14);
 }
 
 TEST(ScanTreeTest, FifoIsRefusedNamingThePath) {

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "store/checkout.h"
@@ -21,9 +22,11 @@ using store_testing::MakeSymlink;
 using store_testing::RandomBytes;
 using store_testing::ReadFile;
 using store_testing::WriteFile;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Pair;
 
 // "kind path [+N below]" for compact, readable expectations.
 std::string Describe(const Difference& d) {
@@ -90,6 +93,13 @@ class VerifyTreeTest : public ::testing::Test {
     return out;
   }
 
+  // Described() with each difference's detail.
+  std::vector<std::pair<std::string, std::string>> DescribedWithDetail() {
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& d : Verify()) out.emplace_back(Describe(d), d.detail);
+    return out;
+  }
+
   void RemoveAll(const std::string& rel) {
     std::error_code ec;
     std::filesystem::remove_all(out_ + "/" + rel, ec);
@@ -121,12 +131,8 @@ TEST_F(VerifyTreeTest, MtimesAreNotCompared) {
 
 TEST_F(VerifyTreeTest, MissingFile) {
   ASSERT_EQ(::unlink((out_ + "/c/exec").c_str()), 0);
-  auto diffs = Verify();
-  ASSERT_EQ(diffs.size(), 1u);
-  EXPECT_EQ(diffs[0].kind, DifferenceKind::kMissing);
-  EXPECT_EQ(diffs[0].path, "c/exec");
-  EXPECT_EQ(diffs[0].entries_below, 0u);
-  EXPECT_THAT(diffs[0].detail, HasSubstr("missing"));
+  EXPECT_THAT(DescribedWithDetail(),
+              ElementsAre(Pair("missing c/exec", HasSubstr("missing"))));
 }
 
 TEST_F(VerifyTreeTest, MissingSymlink) {
@@ -136,11 +142,7 @@ TEST_F(VerifyTreeTest, MissingSymlink) {
 
 TEST_F(VerifyTreeTest, MissingDirectoryIsReportedOnceWithEntriesBelow) {
   RemoveAll("c");
-  auto diffs = Verify();
-  ASSERT_EQ(diffs.size(), 1u);
-  EXPECT_EQ(diffs[0].kind, DifferenceKind::kMissing);
-  EXPECT_EQ(diffs[0].path, "c");
-  EXPECT_EQ(diffs[0].entries_below, 3u);  // exec, file1, empty
+  EXPECT_THAT(Described(), ElementsAre("missing c +3"));  // exec, file1, empty
 }
 
 TEST_F(VerifyTreeTest, MissingDirectoryDespiteSiblingSortingInsideIt) {
@@ -160,11 +162,7 @@ TEST_F(VerifyTreeTest, MissingNestedDirectory) {
 
 TEST_F(VerifyTreeTest, ExtraFile) {
   WriteFile(out_ + "/c/new.txt", "surprise");
-  auto diffs = Verify();
-  ASSERT_EQ(diffs.size(), 1u);
-  EXPECT_EQ(diffs[0].kind, DifferenceKind::kExtra);
-  EXPECT_EQ(diffs[0].path, "c/new.txt");
-  EXPECT_EQ(diffs[0].entries_below, 0u);
+  EXPECT_THAT(Described(), ElementsAre("extra c/new.txt"));
 }
 
 TEST_F(VerifyTreeTest, ExtraDirectoryIsReportedOnceWithEntriesBelow) {
@@ -187,11 +185,6 @@ TEST_F(VerifyTreeTest, ContentChangeWithTheSameSize) {
   auto bytes = ReadFile(out_ + "/c/file1");
   bytes[150'000] ^= 0x01;
   WriteFile(out_ + "/c/file1", ByteSpan(bytes), 0644);
-  auto diffs = Verify();
-  ASSERT_EQ(diffs.size(), 1u);
-  EXPECT_EQ(diffs[0].kind, DifferenceKind::kContent);
-  EXPECT_EQ(diffs[0].path, "c/file1");
-  EXPECT_THAT(diffs[0].detail, HasSubstr("differs"));
   // The detail names the chunk holding the changed byte.
   const ManifestEntry* e = nullptr;
   for (const auto& entry : manifest_.entries) {
@@ -205,17 +198,18 @@ TEST_F(VerifyTreeTest, ContentChangeWithTheSameSize) {
     offset += c.length;
     ++index;
   }
-  EXPECT_THAT(diffs[0].detail, HasSubstr("chunk " + std::to_string(index)));
-  EXPECT_THAT(diffs[0].detail, HasSubstr("bytes " + std::to_string(offset)));
+  EXPECT_THAT(
+      DescribedWithDetail(),
+      ElementsAre(Pair("content c/file1",
+                       AllOf(HasSubstr("differs"),
+                             HasSubstr("chunk " + std::to_string(index)),
+                             HasSubstr("bytes " + std::to_string(offset))))));
 }
 
 TEST_F(VerifyTreeTest, SizeChange) {
   WriteFile(out_ + "/top.txt", "top\nplus more\n", 0644);
-  auto diffs = Verify();
-  ASSERT_EQ(diffs.size(), 1u);
-  EXPECT_EQ(diffs[0].kind, DifferenceKind::kSize);
-  EXPECT_EQ(diffs[0].path, "top.txt");
-  EXPECT_EQ(diffs[0].detail, "expected 4 bytes, found 14");
+  EXPECT_THAT(DescribedWithDetail(),
+              ElementsAre(Pair("size top.txt", "expected 4 bytes, found 14")));
 }
 
 TEST_F(VerifyTreeTest, EmptyFileThatGrewIsASizeChange) {
@@ -230,11 +224,9 @@ TEST_F(VerifyTreeTest, TruncatedFileIsASizeChange) {
 
 TEST_F(VerifyTreeTest, ModeChange) {
   ASSERT_EQ(::chmod((out_ + "/c/exec").c_str(), 0700), 0);
-  auto diffs = Verify();
-  ASSERT_EQ(diffs.size(), 1u);
-  EXPECT_EQ(diffs[0].kind, DifferenceKind::kMode);
-  EXPECT_EQ(diffs[0].path, "c/exec");
-  EXPECT_EQ(diffs[0].detail, "expected mode 0755, found 0700");
+  EXPECT_THAT(
+      DescribedWithDetail(),
+      ElementsAre(Pair("mode c/exec", "expected mode 0755, found 0700")));
 }
 
 TEST_F(VerifyTreeTest, DirectoryModeChange) {
@@ -245,23 +237,18 @@ TEST_F(VerifyTreeTest, DirectoryModeChange) {
 TEST_F(VerifyTreeTest, SymlinkRetargeted) {
   ASSERT_EQ(::unlink((out_ + "/link").c_str()), 0);
   MakeSymlink("top.txt", out_ + "/link");
-  auto diffs = Verify();
-  ASSERT_EQ(diffs.size(), 1u);
-  EXPECT_EQ(diffs[0].kind, DifferenceKind::kSymlinkTarget);
-  EXPECT_EQ(diffs[0].path, "link");
-  EXPECT_EQ(diffs[0].detail, "expected -> c/file1, found -> top.txt");
+  EXPECT_THAT(DescribedWithDetail(),
+              ElementsAre(Pair("symlink target link",
+                               "expected -> c/file1, found -> top.txt")));
 }
 
 TEST_F(VerifyTreeTest, FileReplacedByDirectory) {
   ASSERT_EQ(::unlink((out_ + "/top.txt").c_str()), 0);
   MakeDir(out_ + "/top.txt");
   WriteFile(out_ + "/top.txt/inside", "x");
-  auto diffs = Verify();
-  ASSERT_EQ(diffs.size(), 1u);
-  EXPECT_EQ(diffs[0].kind, DifferenceKind::kType);
-  EXPECT_EQ(diffs[0].path, "top.txt");
-  EXPECT_EQ(diffs[0].entries_below, 1u);
-  EXPECT_EQ(diffs[0].detail, "expected file, found directory");
+  EXPECT_THAT(
+      DescribedWithDetail(),
+      ElementsAre(Pair("type top.txt +1", "expected file, found directory")));
 }
 
 TEST_F(VerifyTreeTest, DirectoryReplacedByFile) {
@@ -278,20 +265,16 @@ TEST_F(VerifyTreeTest, FileReplacedBySymlink) {
 
 TEST_F(VerifyTreeTest, FifoAddedIsExtra) {
   MakeFifo(out_ + "/c/fifo");
-  auto diffs = Verify();
-  ASSERT_EQ(diffs.size(), 1u);
-  EXPECT_EQ(diffs[0].kind, DifferenceKind::kExtra);
-  EXPECT_EQ(diffs[0].path, "c/fifo");
-  EXPECT_THAT(diffs[0].detail, HasSubstr("special file"));
+  EXPECT_THAT(DescribedWithDetail(),
+              ElementsAre(Pair("extra c/fifo", HasSubstr("special file"))));
 }
 
 TEST_F(VerifyTreeTest, FifoInPlaceOfAFileIsATypeDifference) {
   ASSERT_EQ(::unlink((out_ + "/top.txt").c_str()), 0);
   MakeFifo(out_ + "/top.txt");
-  auto diffs = Verify();
-  ASSERT_EQ(diffs.size(), 1u);
-  EXPECT_EQ(diffs[0].kind, DifferenceKind::kType);
-  EXPECT_EQ(diffs[0].detail, "expected file, found special file");
+  EXPECT_THAT(
+      DescribedWithDetail(),
+      ElementsAre(Pair("type top.txt", "expected file, found special file")));
 }
 
 TEST_F(VerifyTreeTest, FifoInsideAMissingOrExtraDirectoryIsCounted) {
@@ -310,10 +293,7 @@ TEST_F(VerifyTreeTest, SeveralDifferencesAreAllReportedInPathOrder) {
   MakeSymlink("a b", out_ + "/link");  // target
   WriteFile(out_ + "/zzz", "new");     // extra file
   MakeFifo(out_ + "/c/pipe");          // extra special
-  auto diffs = Verify();
-  std::vector<std::string> described;
-  for (const auto& d : diffs) described.push_back(Describe(d));
-  EXPECT_THAT(described,
+  EXPECT_THAT(Described(),
               ElementsAre("content a/x", "missing a/y +1", "missing c/empty",
                           "mode c/exec", "extra c/pipe", "symlink target link",
                           "mode top.txt", "size top.txt", "extra zzz"));

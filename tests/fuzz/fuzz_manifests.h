@@ -4,46 +4,32 @@
 #ifndef FLEETCAST_TESTS_FUZZ_FUZZ_MANIFESTS_H_
 #define FLEETCAST_TESTS_FUZZ_FUZZ_MANIFESTS_H_
 
-#include <array>
-#include <cstdlib>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/manifest.h"
+#include "core/manifest_test_support.h"
 #include "core/signing.h"
 
 namespace fleetcast::fuzz {
 
+// Seed bytes all 0x42.
 inline const SigningKey& FuzzKey() {
-  static const SigningKey key = [] {
-    std::array<uint8_t, 32> seed;
-    seed.fill(0x42);
-    auto k = SigningKey::FromSeed(seed);
-    if (!k) std::abort();
-    return *k;
-  }();
+  static const SigningKey key = testing::FixedKey(0x42, 0);
   return key;
 }
 
+// Entry mtimes count up by 1 ns in insertion order; chunk hashes are
+// Sha256(path + "#" + index).
 inline void AddEntry(Manifest& m, std::string path, EntryType type,
                      uint32_t mode, std::string target = "",
-                     std::vector<uint32_t> lengths = {}) {
-  ManifestEntry e;
-  e.path = std::move(path);
-  e.type = type;
-  e.mode = mode;
-  e.mtime_ns = 1700000000000000000 + static_cast<int64_t>(m.entries.size());
-  e.symlink_target = std::move(target);
-  e.first_chunk = m.chunks.size();
-  e.chunk_count = static_cast<uint32_t>(lengths.size());
-  for (uint32_t len : lengths) {
-    ChunkRef c;
-    c.hash = Sha256(AsBytes(e.path + "#" + std::to_string(m.chunks.size())));
-    c.length = len;
-    m.chunks.push_back(c);
-    e.size += len;
-  }
-  m.entries.push_back(std::move(e));
+                     const std::vector<uint32_t>& lengths = {}) {
+  const int64_t mtime_ns =
+      1700000000000000000 + static_cast<int64_t>(m.entries.size());
+  testing::AppendEntry(m, std::move(path), type, mode, mtime_ns,
+                       std::move(target), lengths, "#");
 }
 
 // Valid manifests, from trivial to one with every entry type, symlinks

@@ -90,7 +90,8 @@ class Pipeline {
         store_(store),
         cdc_(p),
         readers_(threads),
-        // Extra hashers keep the CPUs busy while others wait on fdatasync.
+        // Extra hashers keep the CPUs busy while one waits on a batch
+        // commit (StageChunk commits every ChunkStore::kStageBatchBytes).
         hashers_(threads + 2),
         pool_(2 * (threads + 2) + threads + 1,
               std::max<size_t>(8u << 20, 2 * size_t{p.max_size})) {}
@@ -198,7 +199,10 @@ class Pipeline {
     if (failed_.load()) return {};
     struct stat after;
     if (::fstat(fd->get(), &after) != 0) return SysError(errno, path, "stat");
-    if (job.bytes_read != entry.size ||
+    const int64_t opened_mtime_ns =
+        static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
+        st.st_mtim.tv_nsec;
+    if (job.bytes_read != entry.size || opened_mtime_ns != entry.mtime_ns ||
         static_cast<uint64_t>(after.st_size) != entry.size ||
         after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
         after.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {

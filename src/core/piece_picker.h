@@ -125,6 +125,8 @@ class PiecePicker {
   // (end-game duplicates: send them a CANCEL). Idempotent.
   virtual std::vector<PeerId> MarkHave(ChunkIndex index, PeerId from) = 0;
   virtual bool Have(ChunkIndex index) const = 0;
+  // Our have-set (what a BITFIELD of ours announces).
+  virtual const ChunkBitset& HaveSet() const = 0;
 
   // Up to max_count chunks `peer_has` holds that we lack and that are not in
   // flight, rarest first, random tie-break; in end-game, duplicates as
@@ -173,6 +175,7 @@ class RarestFirstPicker final : public PiecePicker {
   void RemoveAvailability(ChunkIndex index) override;
   std::vector<PeerId> MarkHave(ChunkIndex index, PeerId from) override;
   bool Have(ChunkIndex index) const override { return have_.Test(index); }
+  const ChunkBitset& HaveSet() const override { return have_; }
   std::vector<ChunkIndex> Pick(PeerId peer, const ChunkBitset& peer_has,
                                size_t max_count, Rng& rng,
                                const ChunkFilter& filter = {}) override;

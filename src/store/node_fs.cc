@@ -1,0 +1,143 @@
+#include "store/node_fs.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <random>
+
+#include "store/posix_file.h"
+
+namespace fleetcast::node_fs {
+namespace {
+
+struct timespec ToTimespec(int64_t ns) {
+  struct timespec ts;
+  ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+  ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  if (ts.tv_nsec < 0) {
+    ts.tv_nsec += 1'000'000'000;
+    ts.tv_sec -= 1;
+  }
+  return ts;
+}
+
+void MakeDirsWritable(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::symlink_status(path, ec).type() != fs::file_type::directory) return;
+  ::chmod(path.c_str(), 0700);
+  for (fs::directory_iterator it(path, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    MakeDirsWritable(it->path());
+  }
+}
+
+}  // namespace
+
+Status SetTimes(const std::string& path, int64_t mtime_ns, int flags) {
+  struct timespec times[2] = {ToTimespec(mtime_ns), ToTimespec(mtime_ns)};
+  if (::utimensat(AT_FDCWD, path.c_str(), times, flags) != 0) {
+    return SysError(errno, path, "set mtime");
+  }
+  return {};
+}
+
+Status SetTimes(int fd, const std::string& path, int64_t mtime_ns) {
+  struct timespec times[2] = {ToTimespec(mtime_ns), ToTimespec(mtime_ns)};
+  if (::futimens(fd, times) != 0) return SysError(errno, path, "set mtime");
+  return {};
+}
+
+Status ReadVerified(const std::string& path, uint64_t offset, uint32_t length,
+                    const Digest& hash, std::vector<uint8_t>& out) {
+  auto fd = Open(path, O_RDONLY | O_NOFOLLOW);
+  if (!fd) return std::unexpected(fd.error());
+  out.resize(length);
+  auto n = PreadFull(fd->get(), out, offset, path);
+  if (!n) return std::unexpected(n.error());
+  if (*n != length || Sha256(out) != hash) {
+    return MakeError(
+        ErrorCode::kCorrupt, path,
+        fmt::format("chunk {} at offset {} does not match its hash",
+                    hash.ShortHex(), offset));
+  }
+  return {};
+}
+
+Status CopyRange(int in, uint64_t in_off, int out, uint64_t out_off,
+                 uint64_t length, const std::string& in_path,
+                 const std::string& out_path) {
+  bool fallback = false;
+  while (length > 0 && !fallback) {
+    loff_t ioff = static_cast<loff_t>(in_off);
+    loff_t ooff = static_cast<loff_t>(out_off);
+    ssize_t n = ::copy_file_range(in, &ioff, out, &ooff, length, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+          errno == EOPNOTSUPP) {
+        fallback = true;
+        break;
+      }
+      return SysError(errno, out_path, "copy_file_range");
+    }
+    if (n == 0) {
+      return MakeError(ErrorCode::kCorrupt, in_path,
+                       "source file is shorter than its manifest says");
+    }
+    in_off += static_cast<uint64_t>(n);
+    out_off += static_cast<uint64_t>(n);
+    length -= static_cast<uint64_t>(n);
+  }
+  if (length == 0) return {};
+  std::vector<uint8_t> buffer(std::min<uint64_t>(length, 1 << 20));
+  while (length > 0) {
+    size_t want =
+        static_cast<size_t>(std::min<uint64_t>(length, buffer.size()));
+    auto n =
+        PreadFull(in, std::span<uint8_t>(buffer.data(), want), in_off, in_path);
+    if (!n) return std::unexpected(n.error());
+    if (*n != want) {
+      return MakeError(ErrorCode::kCorrupt, in_path,
+                       "source file is shorter than its manifest says");
+    }
+    if (auto st = PwriteAll(out, std::span<const uint8_t>(buffer.data(), want),
+                            out_off, out_path);
+        !st) {
+      return st;
+    }
+    in_off += want;
+    out_off += want;
+    length -= want;
+  }
+  return {};
+}
+
+Status RemoveTree(const std::string& path) {
+  MakeDirsWritable(path);
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (ec) return SysError(ec.value(), path, "remove");
+  return {};
+}
+
+std::string RandomSuffix() {
+  std::random_device rd;
+  return fmt::format("{:08x}{:08x}", rd(), rd());
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+}  // namespace fleetcast::node_fs

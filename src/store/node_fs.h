@@ -1,0 +1,48 @@
+// Small file-system helpers of the node version store (version_store.h):
+// timestamps, chunk reads with verification, tree removal that never
+// touches file modes (files of kept versions may be hard links shared with
+// other versions), random suffixes for temporary names.
+//
+// Thread-safety: pure functions of their inputs and the file system.
+#ifndef FLEETCAST_STORE_NODE_FS_H_
+#define FLEETCAST_STORE_NODE_FS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/sha256.h"
+
+namespace fleetcast::node_fs {
+
+// Sets atime and mtime of `path` (flags: 0 or AT_SYMLINK_NOFOLLOW).
+Status SetTimes(const std::string& path, int64_t mtime_ns, int flags);
+// futimens on an open file.
+Status SetTimes(int fd, const std::string& path, int64_t mtime_ns);
+
+// Reads `length` bytes at `offset` of `path` into `out` and checks they
+// hash to `hash` (kCorrupt naming the path otherwise; a short file too).
+Status ReadVerified(const std::string& path, uint64_t offset, uint32_t length,
+                    const Digest& hash, std::vector<uint8_t>& out);
+
+// Copies `length` bytes from (in, in_off) to (out, out_off) with
+// copy_file_range, falling back to pread/pwrite where the kernel or file
+// system cannot (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP).
+Status CopyRange(int in, uint64_t in_off, int out, uint64_t out_off,
+                 uint64_t length, const std::string& in_path,
+                 const std::string& out_path);
+
+// Removes a tree: directories are made owner-writable first, files keep
+// their modes (they may be hard links into a kept version).
+Status RemoveTree(const std::string& path);
+
+// 16 random hex digits for temporary names.
+std::string RandomSuffix();
+
+bool IsDirectory(const std::string& path);
+bool PathExists(const std::string& path);
+
+}  // namespace fleetcast::node_fs
+
+#endif  // FLEETCAST_STORE_NODE_FS_H_

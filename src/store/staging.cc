@@ -1,0 +1,775 @@
+// Staging: one version being materialized (see version_store.h).
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <unordered_map>
+
+#include "store/node_fs.h"
+#include "store/parallel_for.h"
+#include "store/version_store.h"
+
+namespace fleetcast {
+namespace {
+
+// One local copy: `length` bytes from source `src` at `src_offset` into
+// file entry `dst_entry` at `dst_offset`.
+struct CopyOp {
+  uint32_t dst_entry;
+  uint32_t src;
+  uint32_t index;
+  uint32_t length;
+  uint64_t dst_offset;
+  uint64_t src_offset;
+};
+
+std::string ParentOf(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+Status CreatePreallocated(const std::string& path, uint64_t size) {
+  auto fd = Open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+  if (!fd) return std::unexpected(fd.error());
+  if (size == 0) return {};
+  // Reserve the space up front: a full disk fails here, not halfway.
+  int err = ::posix_fallocate(fd->get(), 0, static_cast<off_t>(size));
+  if (err == ENOSPC || err == EDQUOT) return SysError(err, path, "allocate");
+  if (err != 0 && ::ftruncate(fd->get(), static_cast<off_t>(size)) != 0) {
+    return SysError(errno, path, "set size");
+  }
+  return {};
+}
+
+}  // namespace
+
+struct CopyPlan {
+  std::vector<std::string> sources;
+  std::vector<CopyOp> ops;
+};
+
+Staging::Staging(VersionStore* store, std::shared_ptr<const ChunkLayout> layout,
+                 const Digest& root, int64_t row_id)
+    : store_(store),
+      layout_(std::move(layout)),
+      dataset_(layout_->manifest().header.dataset),
+      label_(layout_->manifest().header.label),
+      root_(root),
+      row_id_(row_id) {
+  DatasetPaths paths(store_->data_dir(), dataset_);
+  staging_dir_ = paths.Staging(root_);
+  version_dir_ = paths.Version(VersionDirName(label_, root_));
+  linked_.assign(manifest().entries.size(), 0);
+  const size_t words = (size_t{distinct_count()} + 63) / 64;
+  have_ = std::make_unique<std::atomic<uint64_t>[]>(words);
+  for (size_t i = 0; i < words; ++i) have_[i].store(0);
+}
+
+Staging::~Staging() { store_->StagingClosed(root_); }
+
+std::string Staging::dir() const {
+  return finalized_ ? version_dir_ : staging_dir_;
+}
+
+std::string Staging::PathOf(uint32_t entry) const {
+  return dir() + "/" + manifest().entries[entry].path;
+}
+
+bool Staging::Has(uint32_t index) const {
+  if (index >= distinct_count()) return false;
+  return (have_[index / 64].load(std::memory_order_acquire) >> (index % 64) &
+          1) != 0;
+}
+
+bool Staging::SetHave(uint32_t index) {
+  const uint64_t bit = uint64_t{1} << (index % 64);
+  if ((have_[index / 64].fetch_or(bit, std::memory_order_acq_rel) & bit) != 0) {
+    return false;
+  }
+  have_count_.fetch_add(1);
+  have_bytes_.fetch_add(layout_->length(index));
+  return true;
+}
+
+void Staging::ClearHave(uint32_t index) {
+  const uint64_t bit = uint64_t{1} << (index % 64);
+  if ((have_[index / 64].fetch_and(~bit, std::memory_order_acq_rel) & bit) ==
+      0) {
+    return;
+  }
+  have_count_.fetch_sub(1);
+  have_bytes_.fetch_sub(layout_->length(index));
+}
+
+Bitfield Staging::HaveBitfield() const {
+  Bitfield bits(distinct_count());
+  for (uint32_t i = 0; i < distinct_count(); ++i) {
+    if (Has(i)) bits.Set(i);
+  }
+  return bits;
+}
+
+std::vector<uint32_t> Staging::Missing() const {
+  std::vector<uint32_t> out;
+  for (uint32_t i = 0; i < distinct_count(); ++i) {
+    if (!Has(i)) out.push_back(i);
+  }
+  return out;
+}
+
+void Staging::MarkLinkSatisfied() {
+  for (uint32_t i = 0; i < distinct_count(); ++i) {
+    if (Has(i)) continue;
+    bool all_linked = true;
+    for (uint32_t k : layout_->positions(i)) {
+      if (!linked_[layout_->entry_of(k)]) {
+        all_linked = false;
+        break;
+      }
+    }
+    if (all_linked) SetHave(i);
+  }
+}
+
+Status Staging::Prepare(bool resuming) {
+  const Manifest& m = manifest();
+  NodeState& state = *store_->state_;
+  if (::mkdir(staging_dir_.c_str(), 0700) != 0) {
+    if (errno != EEXIST || !node_fs::IsDirectory(staging_dir_)) {
+      return SysError(errno, staging_dir_, "create staging directory");
+    }
+    ::chmod(staging_dir_.c_str(), 0700);
+  }
+  for (const ManifestEntry& e : m.entries) {
+    if (e.type != EntryType::kDirectory) continue;
+    std::string path = staging_dir_ + "/" + e.path;
+    if (::mkdir(path.c_str(), 0700) != 0) {
+      if (errno != EEXIST || !node_fs::IsDirectory(path)) {
+        return SysError(errno, path, "create directory");
+      }
+      // A crash during Finalize may have left its final (read-only) mode.
+      if (::chmod(path.c_str(), 0700) != 0) {
+        return SysError(errno, path, "chmod");
+      }
+    }
+  }
+
+  // Files: links recorded earlier stay; a file with more than one link is
+  // one we linked just before a crash; everything else is ours to write.
+  std::vector<uint8_t> recreated(m.entries.size(), 0);
+  std::vector<uint32_t> found_links;
+  if (resuming) {
+    auto links = state.LoadLinks(row_id_);
+    if (!links) return std::unexpected(links.error());
+    for (uint32_t e : *links) {
+      if (e < m.entries.size() && m.entries[e].type == EntryType::kFile) {
+        linked_[e] = 1;
+      }
+    }
+  }
+  for (uint32_t i = 0; i < m.entries.size(); ++i) {
+    const ManifestEntry& e = m.entries[i];
+    if (e.type != EntryType::kFile) continue;
+    std::string path = staging_dir_ + "/" + e.path;
+    struct stat st;
+    bool exists = ::lstat(path.c_str(), &st) == 0;
+    if (exists && !S_ISREG(st.st_mode)) {
+      return MakeError(ErrorCode::kCorrupt, path,
+                       "staging holds something other than a regular file");
+    }
+    if (exists && (linked_[i] || st.st_nlink > 1)) {
+      if (static_cast<uint64_t>(st.st_size) == e.size) {
+        if (!linked_[i]) found_links.push_back(i);
+        linked_[i] = 1;
+        continue;
+      }
+      // Not the identical file after all: start it over.
+      if (::unlink(path.c_str()) != 0) return SysError(errno, path, "unlink");
+      if (linked_[i]) {
+        if (auto st2 = state.ForgetLink(row_id_, i); !st2) return st2;
+      }
+      linked_[i] = 0;
+      exists = false;
+    }
+    if (exists) {
+      if ((st.st_mode & 07777) != 0600 && ::chmod(path.c_str(), 0600) != 0) {
+        return SysError(errno, path, "chmod");
+      }
+      if (static_cast<uint64_t>(st.st_size) != e.size) {
+        if (::truncate(path.c_str(), static_cast<off_t>(e.size)) != 0) {
+          return SysError(errno, path, "set size");
+        }
+        recreated[i] = 1;
+      }
+      continue;
+    }
+    if (auto st2 = CreatePreallocated(path, e.size); !st2) return st2;
+    recreated[i] = 1;
+  }
+  // Make every name durable before any chunk in it is recorded as durable.
+  for (auto it = m.entries.rbegin(); it != m.entries.rend(); ++it) {
+    if (it->type != EntryType::kDirectory) continue;
+    if (auto st = SyncDirectory(staging_dir_ + "/" + it->path); !st) return st;
+  }
+  if (auto st = SyncDirectory(staging_dir_); !st) return st;
+  if (auto st = SyncDirectory(ParentOf(staging_dir_)); !st) return st;
+  if (auto st = state.RecordLinks(row_id_, found_links); !st) return st;
+
+  if (resuming) {
+    auto chunks = state.LoadChunks(row_id_);
+    if (!chunks) return std::unexpected(chunks.error());
+    std::vector<uint32_t> untrusted;
+    uint32_t durable = 0;
+    for (uint32_t index : *chunks) {
+      if (index >= distinct_count()) continue;
+      bool ok = true;
+      for (uint32_t k : layout_->positions(index)) {
+        if (recreated[layout_->entry_of(k)]) ok = false;
+      }
+      if (!ok) {
+        untrusted.push_back(index);
+        continue;
+      }
+      SetHave(index);
+      ++durable;
+    }
+    durable_count_.store(durable);
+    if (auto st = state.ForgetChunks(row_id_, untrusted); !st) return st;
+  }
+  MarkLinkSatisfied();
+  return {};
+}
+
+Status Staging::WriteChunk(uint32_t index, ByteSpan bytes) {
+  std::shared_lock lock(op_mu_);
+  if (finalized_) {
+    return MakeError(ErrorCode::kInvalidArgument, root_.ShortHex(),
+                     "staging is finalized; no more writes");
+  }
+  if (index >= distinct_count()) {
+    return MakeError(ErrorCode::kInvalidArgument, root_.ShortHex(),
+                     fmt::format("chunk index {} out of range ({} distinct)",
+                                 index, distinct_count()));
+  }
+  if (bytes.size() != layout_->length(index)) {
+    return MakeError(ErrorCode::kInvalidArgument, root_.ShortHex(),
+                     fmt::format("chunk {} has {} bytes, the manifest says {}",
+                                 index, bytes.size(), layout_->length(index)));
+  }
+  if (Has(index)) return {};
+  uint32_t open_entry = UINT32_MAX;
+  UniqueFd fd;
+  std::string path;
+  for (uint32_t k : layout_->positions(index)) {
+    const uint32_t e = layout_->entry_of(k);
+    if (linked_[e]) continue;  // never write through a shared inode
+    if (e != open_entry) {
+      path = PathOf(e);
+      auto opened = Open(path, O_WRONLY | O_NOFOLLOW);
+      if (!opened) return std::unexpected(opened.error());
+      fd = std::move(*opened);
+      open_entry = e;
+    }
+    if (auto st = PwriteAll(fd.get(), bytes, layout_->offset_of(k), path);
+        !st) {
+      return st;
+    }
+  }
+  if (SetHave(index)) {
+    std::lock_guard pending(pending_mu_);
+    pending_.push_back(index);
+    pending_bytes_ += bytes.size();
+  }
+  return {};
+}
+
+Status Staging::ReadChunk(uint32_t index, std::vector<uint8_t>& out) const {
+  std::shared_lock lock(op_mu_);
+  if (index >= distinct_count()) {
+    return MakeError(ErrorCode::kInvalidArgument, root_.ShortHex(),
+                     fmt::format("chunk index {} out of range ({} distinct)",
+                                 index, distinct_count()));
+  }
+  const Digest& hash = layout_->hash(index);
+  const uint32_t length = layout_->length(index);
+  if (Has(index)) {
+    const uint32_t k = layout_->positions(index)[0];
+    return node_fs::ReadVerified(PathOf(layout_->entry_of(k)),
+                                 layout_->offset_of(k), length, hash, out);
+  }
+  auto found = store_->ReadFromKept(dataset_, hash, length, out);
+  if (!found) return std::unexpected(found.error());
+  if (!*found) {
+    return MakeError(ErrorCode::kNotFound, hash.ShortHex(),
+                     "chunk is not on this node");
+  }
+  return {};
+}
+
+bool Staging::CheckpointDue(int64_t now_ms) const {
+  std::lock_guard lock(pending_mu_);
+  if (pending_.empty()) return false;
+  if (pending_bytes_ >= store_->options().checkpoint_bytes) return true;
+  return last_checkpoint_ms_ >= 0 &&
+         now_ms - last_checkpoint_ms_ >=
+             store_->options().checkpoint_interval_ms;
+}
+
+Result<bool> Staging::MaybeCheckpoint(int64_t now_ms) {
+  {
+    std::lock_guard lock(pending_mu_);
+    if (last_checkpoint_ms_ < 0) last_checkpoint_ms_ = now_ms;
+  }
+  if (!CheckpointDue(now_ms)) return false;
+  if (auto st = Checkpoint(now_ms); !st) return std::unexpected(st.error());
+  return true;
+}
+
+Status Staging::Checkpoint(int64_t now_ms) {
+  std::shared_lock lock(op_mu_);
+  return CheckpointLocked(now_ms);
+}
+
+Status Staging::CheckpointLocked(int64_t now_ms) {
+  std::lock_guard serial(checkpoint_mu_);
+  std::vector<uint32_t> batch;
+  {
+    std::lock_guard lock(pending_mu_);
+    batch.swap(pending_);
+    pending_bytes_ = 0;
+    if (now_ms > 0) last_checkpoint_ms_ = now_ms;
+  }
+  if (batch.empty()) return {};
+  // Every chunk in `batch` finished its writes before it was queued, so
+  // syncing the files now makes all of them durable.
+  std::vector<uint32_t> files;
+  for (uint32_t index : batch) {
+    for (uint32_t k : layout_->positions(index)) {
+      const uint32_t e = layout_->entry_of(k);
+      if (!linked_[e]) files.push_back(e);
+    }
+  }
+  std::sort(files.begin(), files.end());
+  files.erase(std::unique(files.begin(), files.end()), files.end());
+  for (uint32_t e : files) {
+    std::string path = PathOf(e);
+    auto fd = Open(path, O_RDONLY | O_NOFOLLOW);
+    Status synced = fd ? Status{} : Status(std::unexpected(fd.error()));
+    if (synced && ::fdatasync(fd->get()) != 0) {
+      synced = SysError(errno, path, "fdatasync");
+    }
+    if (!synced) {
+      // The page cache may have dropped what failed to reach the disk:
+      // fetch these chunks again rather than trust them.
+      for (uint32_t index : batch) ClearHave(index);
+      return synced;
+    }
+  }
+  if (auto st = store_->state_->RecordChunks(row_id_, batch); !st) {
+    std::lock_guard lock(pending_mu_);
+    for (uint32_t index : batch) {
+      pending_.push_back(index);
+      pending_bytes_ += layout_->length(index);
+    }
+    return st;
+  }
+  durable_count_.fetch_add(static_cast<uint32_t>(batch.size()));
+  return {};
+}
+
+Result<LocalPlan> Staging::PlanLocal() const {
+  std::shared_lock lock(op_mu_);
+  if (finalized_) return LocalPlan{};
+  std::shared_lock versions(store_->versions_mu_);
+  return PlanLocalLocked(true, nullptr);
+}
+
+Result<LocalPlan> Staging::PlanLocalLocked(bool with_links,
+                                           CopyPlan* copies) const {
+  const Manifest& m = manifest();
+  auto kept = store_->KeptLayouts(dataset_);
+  if (!kept) return std::unexpected(kept.error());
+  LocalPlan plan;
+  std::vector<uint8_t> will_link = linked_;
+  std::unordered_map<uint32_t, size_t> link_of;
+  if (with_links) {
+    for (uint32_t i = 0; i < m.entries.size(); ++i) {
+      const ManifestEntry& ne = m.entries[i];
+      if (ne.type != EntryType::kFile || linked_[i] || ne.chunk_count == 0) {
+        continue;
+      }
+      auto chunks = m.ChunksOf(ne);
+      std::optional<std::string> source;
+      for (const auto& kv : *kept) {
+        const ChunkLayout& old = *kv.layout;
+        auto j = old.Find(chunks[0].hash);
+        if (!j) continue;
+        for (uint32_t k : old.positions(*j)) {
+          const ManifestEntry& oe = old.manifest().entries[old.entry_of(k)];
+          // Same content, mode and mtime: the inode can be shared without
+          // either version ever changing it.
+          if (oe.first_chunk != k || oe.size != ne.size ||
+              oe.chunk_count != ne.chunk_count || oe.mode != ne.mode ||
+              oe.mtime_ns != ne.mtime_ns) {
+            continue;
+          }
+          auto old_chunks = old.manifest().ChunksOf(oe);
+          if (!std::equal(old_chunks.begin(), old_chunks.end(),
+                          chunks.begin())) {
+            continue;
+          }
+          source = kv.version.path + "/" + oe.path;
+          break;
+        }
+        if (source) break;
+      }
+      if (!source) continue;
+      link_of[i] = plan.links.size();
+      plan.links.push_back(LocalPlan::Link{i, *source});
+      will_link[i] = 1;
+      ++plan.linked_files;
+      plan.linked_bytes += ne.size;
+    }
+  }
+
+  std::unordered_map<std::string, uint32_t> source_ids;
+  auto source_id = [&](std::string path) -> uint32_t {
+    auto [it, inserted] = source_ids.try_emplace(
+        std::move(path), static_cast<uint32_t>(source_ids.size()));
+    if (inserted && copies != nullptr) copies->sources.push_back(it->first);
+    return it->second;
+  };
+  for (uint32_t index = 0; index < distinct_count(); ++index) {
+    if (Has(index)) continue;
+    const uint32_t length = layout_->length(index);
+    uint32_t needed = 0;
+    std::optional<std::pair<std::string, uint64_t>> src;
+    for (uint32_t k : layout_->positions(index)) {
+      const uint32_t e = layout_->entry_of(k);
+      if (!will_link[e]) {
+        ++needed;
+        continue;
+      }
+      if (!src) {
+        std::string path =
+            linked_[e] ? PathOf(e) : plan.links[link_of.at(e)].source;
+        src.emplace(std::move(path), layout_->offset_of(k));
+      }
+    }
+    if (needed == 0) continue;  // arrives with the hard links
+    if (!src) {
+      for (const auto& kv : *kept) {
+        auto j = kv.layout->Find(layout_->hash(index));
+        if (!j) continue;
+        const uint32_t k0 = kv.layout->positions(*j)[0];
+        src.emplace(
+            kv.version.path + "/" +
+                kv.layout->manifest().entries[kv.layout->entry_of(k0)].path,
+            kv.layout->offset_of(k0));
+        break;
+      }
+    }
+    if (!src) {
+      plan.missing.push_back(index);
+      plan.missing_bytes += length;
+      continue;
+    }
+    ++plan.copied_chunks;
+    plan.copied_bytes += uint64_t{length} * needed;
+    if (copies != nullptr) {
+      const uint32_t s = source_id(src->first);
+      for (uint32_t k : layout_->positions(index)) {
+        const uint32_t e = layout_->entry_of(k);
+        if (will_link[e]) continue;
+        copies->ops.push_back(
+            CopyOp{e, s, index, length, layout_->offset_of(k), src->second});
+      }
+    }
+  }
+  return plan;
+}
+
+Status Staging::CopyLocal(const CopyPlan& plan, unsigned threads) {
+  std::vector<CopyOp> ops = plan.ops;
+  std::sort(ops.begin(), ops.end(), [](const CopyOp& a, const CopyOp& b) {
+    return std::tie(a.dst_entry, a.dst_offset) <
+           std::tie(b.dst_entry, b.dst_offset);
+  });
+  std::vector<size_t> groups;  // start of each destination file's ops
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (i == 0 || ops[i].dst_entry != ops[i - 1].dst_entry) groups.push_back(i);
+  }
+  groups.push_back(ops.size());
+  auto copied =
+      ParallelFor(groups.size() - 1, threads, [&](size_t g) -> Status {
+        const uint32_t e = ops[groups[g]].dst_entry;
+        const std::string path = PathOf(e);
+        auto out = Open(path, O_WRONLY | O_NOFOLLOW);
+        if (!out) return std::unexpected(out.error());
+        uint32_t open_src = UINT32_MAX;
+        UniqueFd in;
+        for (size_t i = groups[g]; i < groups[g + 1]; ++i) {
+          const CopyOp& op = ops[i];
+          const std::string& src = plan.sources[op.src];
+          if (op.src != open_src) {
+            auto opened = Open(src, O_RDONLY | O_NOFOLLOW);
+            if (!opened) return std::unexpected(opened.error());
+            in = std::move(*opened);
+            open_src = op.src;
+          }
+          if (auto st = node_fs::CopyRange(in.get(), op.src_offset, out->get(),
+                                           op.dst_offset, op.length, src, path);
+              !st) {
+            return st;
+          }
+        }
+        return Status{};
+      });
+  if (!copied) return copied;
+  std::lock_guard pending(pending_mu_);
+  for (const CopyOp& op : ops) {
+    if (SetHave(op.index)) {
+      pending_.push_back(op.index);
+      pending_bytes_ += op.length;
+    }
+  }
+  return {};
+}
+
+Result<LocalPlan> Staging::ApplyLocal(const LocalPlan& plan) {
+  std::unique_lock lock(op_mu_);
+  if (finalized_) {
+    return MakeError(ErrorCode::kInvalidArgument, root_.ShortHex(),
+                     "staging is finalized");
+  }
+  std::shared_lock versions(store_->versions_mu_);
+  const Manifest& m = manifest();
+  LocalPlan done;
+  std::vector<uint32_t> linked_now;
+  std::vector<std::string> dirs;
+  for (const LocalPlan::Link& link : plan.links) {
+    if (link.entry >= m.entries.size() ||
+        m.entries[link.entry].type != EntryType::kFile || linked_[link.entry]) {
+      continue;
+    }
+    // Link under a temporary name and rename over the preallocated file:
+    // after a crash the name is one or the other, never missing.
+    const std::string path = PathOf(link.entry);
+    const std::string tmp = path + ".link-" + node_fs::RandomSuffix();
+    if (::link(link.source.c_str(), tmp.c_str()) != 0) continue;  // copy
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      int err = errno;
+      ::unlink(tmp.c_str());
+      return SysError(err, path, "rename hard link into place");
+    }
+    linked_[link.entry] = 1;
+    linked_now.push_back(link.entry);
+    dirs.push_back(ParentOf(path));
+    ++done.linked_files;
+    done.linked_bytes += m.entries[link.entry].size;
+  }
+  std::sort(dirs.begin(), dirs.end());
+  dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
+  for (const auto& d : dirs) {
+    if (auto st = SyncDirectory(d); !st) return std::unexpected(st.error());
+  }
+  if (auto st = store_->state_->RecordLinks(row_id_, linked_now); !st) {
+    return std::unexpected(st.error());
+  }
+  MarkLinkSatisfied();
+
+  CopyPlan copies;
+  auto after = PlanLocalLocked(false, &copies);
+  if (!after) return std::unexpected(after.error());
+  if (auto st = CopyLocal(copies, store_->options().local_copy_threads); !st) {
+    return std::unexpected(st.error());
+  }
+  if (auto st = CheckpointLocked(0); !st) return std::unexpected(st.error());
+  done.copied_chunks = after->copied_chunks;
+  done.copied_bytes = after->copied_bytes;
+  done.missing = std::move(after->missing);
+  done.missing_bytes = after->missing_bytes;
+  return done;
+}
+
+Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
+  std::unique_lock lock(op_mu_);
+  if (finalized_) {
+    return MakeError(ErrorCode::kInvalidArgument, root_.ShortHex(),
+                     "staging is already finalized");
+  }
+  if (!Complete()) {
+    return MakeError(
+        ErrorCode::kInvalidArgument, fmt::format("{}@{}", dataset_, label_),
+        fmt::format("{} of {} distinct chunks missing; an incomplete version "
+                    "is never finalized",
+                    distinct_count() - have_count(), distinct_count()));
+  }
+  if (auto st = CheckpointLocked(0); !st) return std::unexpected(st.error());
+  const Manifest& m = manifest();
+  std::vector<uint32_t> files;
+  for (uint32_t i = 0; i < m.entries.size(); ++i) {
+    if (m.entries[i].type == EntryType::kFile) files.push_back(i);
+  }
+
+  if (options.verify) {
+    std::mutex bad_mu;
+    std::vector<uint32_t> bad;
+    std::vector<uint32_t> bad_linked;
+    auto verified =
+        ParallelFor(files.size(), options.threads, [&](size_t f) -> Status {
+          const uint32_t e = files[f];
+          const ManifestEntry& entry = m.entries[e];
+          const std::string path = PathOf(e);
+          auto fd = Open(path, O_RDONLY | O_NOFOLLOW);
+          if (!fd) return std::unexpected(fd.error());
+          thread_local std::vector<uint8_t> buffer;
+          std::vector<uint32_t> local_bad;
+          for (uint32_t c = 0; c < entry.chunk_count; ++c) {
+            const uint32_t k = static_cast<uint32_t>(entry.first_chunk + c);
+            const ChunkRef& ref = m.chunks[k];
+            buffer.resize(ref.length);
+            auto n = PreadFull(fd->get(), buffer, layout_->offset_of(k), path);
+            if (!n) return std::unexpected(n.error());
+            if (*n != ref.length || Sha256(buffer) != ref.hash) {
+              local_bad.push_back(layout_->distinct_of(k));
+            }
+          }
+          struct stat st;
+          if (::fstat(fd->get(), &st) != 0)
+            return SysError(errno, path, "stat");
+          if (static_cast<uint64_t>(st.st_size) != entry.size) {
+            for (uint32_t c = 0; c < entry.chunk_count; ++c) {
+              local_bad.push_back(layout_->distinct_of(
+                  static_cast<uint32_t>(entry.first_chunk + c)));
+            }
+          }
+          if (!local_bad.empty()) {
+            std::lock_guard g(bad_mu);
+            bad.insert(bad.end(), local_bad.begin(), local_bad.end());
+            if (linked_[e]) bad_linked.push_back(e);
+          }
+          return Status{};
+        });
+    if (!verified) return std::unexpected(verified.error());
+    if (!bad.empty()) {
+      // A linked file that does not match is replaced by a fresh one (the
+      // kept version it came from needs a scrub); everything in it is
+      // fetched again.
+      for (uint32_t e : bad_linked) {
+        const std::string path = PathOf(e);
+        if (::unlink(path.c_str()) != 0) {
+          return SysError(errno, path, "unlink");
+        }
+        if (auto st = CreatePreallocated(path, m.entries[e].size); !st) {
+          return std::unexpected(st.error());
+        }
+        linked_[e] = 0;
+        if (auto st = store_->state_->ForgetLink(row_id_, e); !st) {
+          return std::unexpected(st.error());
+        }
+        for (uint32_t c = 0; c < m.entries[e].chunk_count; ++c) {
+          bad.push_back(layout_->distinct_of(
+              static_cast<uint32_t>(m.entries[e].first_chunk + c)));
+        }
+      }
+      std::sort(bad.begin(), bad.end());
+      bad.erase(std::unique(bad.begin(), bad.end()), bad.end());
+      for (uint32_t index : bad) ClearHave(index);
+      if (auto st = store_->state_->ForgetChunks(row_id_, bad); !st) {
+        return std::unexpected(st.error());
+      }
+      return MakeError(
+          ErrorCode::kCorrupt, fmt::format("{}@{}", dataset_, label_),
+          fmt::format("{} distinct chunks failed verification; fetch them "
+                      "again",
+                      bad.size()));
+    }
+  }
+
+  // Modes and mtimes of the files we wrote (linked files already have
+  // theirs and are shared with a kept version: never touched), fsynced.
+  auto files_done =
+      ParallelFor(files.size(), options.threads, [&](size_t f) -> Status {
+        const uint32_t e = files[f];
+        if (linked_[e]) return Status{};
+        const ManifestEntry& entry = m.entries[e];
+        const std::string path = PathOf(e);
+        auto fd = Open(path, O_RDONLY | O_NOFOLLOW);
+        if (!fd) return std::unexpected(fd.error());
+        if (::fchmod(fd->get(), entry.mode) != 0) {
+          return SysError(errno, path, "chmod");
+        }
+        if (auto st = node_fs::SetTimes(fd->get(), path, entry.mtime_ns); !st) {
+          return st;
+        }
+        if (::fsync(fd->get()) != 0) return SysError(errno, path, "fsync");
+        return Status{};
+      });
+  if (!files_done) return std::unexpected(files_done.error());
+
+  // Symlinks last: nothing was written through them.
+  for (const ManifestEntry& e : m.entries) {
+    if (e.type != EntryType::kSymlink) continue;
+    const std::string path = staging_dir_ + "/" + e.path;
+    if (::symlink(e.symlink_target.c_str(), path.c_str()) != 0) {
+      if (errno != EEXIST) return SysError(errno, path, "create symlink");
+      // Left by an interrupted Finalize: make it again.
+      if (::unlink(path.c_str()) != 0) return SysError(errno, path, "unlink");
+      if (::symlink(e.symlink_target.c_str(), path.c_str()) != 0) {
+        return SysError(errno, path, "create symlink");
+      }
+    }
+    if (auto st = node_fs::SetTimes(path, e.mtime_ns, AT_SYMLINK_NOFOLLOW);
+        !st) {
+      return std::unexpected(st.error());
+    }
+  }
+  // Directories deepest first (children change the parent's mtime).
+  for (auto it = m.entries.rbegin(); it != m.entries.rend(); ++it) {
+    if (it->type != EntryType::kDirectory) continue;
+    const std::string path = staging_dir_ + "/" + it->path;
+    if (auto st = SyncDirectory(path); !st) return std::unexpected(st.error());
+    if (::chmod(path.c_str(), it->mode) != 0) {
+      return SysError(errno, path, "chmod");
+    }
+    if (auto st = node_fs::SetTimes(path, it->mtime_ns, 0); !st) {
+      return std::unexpected(st.error());
+    }
+  }
+  if (auto st = SyncDirectory(staging_dir_); !st) {
+    return std::unexpected(st.error());
+  }
+  if (::chmod(staging_dir_.c_str(), 0755) != 0) {
+    return SysError(errno, staging_dir_, "chmod");
+  }
+  if (node_fs::PathExists(version_dir_)) {
+    return MakeError(ErrorCode::kAlreadyExists, version_dir_,
+                     "version directory exists already");
+  }
+  if (::rename(staging_dir_.c_str(), version_dir_.c_str()) != 0) {
+    return SysError(errno, version_dir_, "move version into place");
+  }
+  finalized_ = true;
+  if (auto st = SyncDirectory(ParentOf(staging_dir_)); !st) {
+    return std::unexpected(st.error());
+  }
+  if (auto st = SyncDirectory(ParentOf(version_dir_)); !st) {
+    return std::unexpected(st.error());
+  }
+  if (auto st = store_->state_->MarkComplete(row_id_); !st) {
+    return std::unexpected(st.error());
+  }
+  NodeVersion v;
+  v.dataset = dataset_;
+  v.label = label_;
+  v.root = root_;
+  v.dir_name = VersionDirName(label_, root_);
+  v.path = version_dir_;
+  return v;
+}
+
+}  // namespace fleetcast

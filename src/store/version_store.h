@@ -1,0 +1,325 @@
+// The agent's node version store: materializes versions of datasets on a
+// node, resumably and verifiably, and activates them atomically.
+//
+// Layout (docs/node-store.md has the whole protocol):
+//   <data>/<dataset>/current -> versions/<label>-<root12>   the active version
+//   <data>/<dataset>/versions/<label>-<root12>/...          complete, verified;
+//                                                           never modified
+//                                                           again
+//   <data>/<dataset>/staging/<root12>/...                   in progress
+//   <state>/state.sqlite                                     NodeState
+//   <state>/manifests/<root>.fcmc                            canonical
+//   manifests
+//                                                           of staged/kept
+//                                                           versions
+//
+// A version goes through BeginStaging() (every directory and preallocated
+// file created; or an interrupted staging resumed), ApplyLocal() (files
+// identical to a kept version hard-linked, chunks a kept version holds
+// copied with copy_file_range), WriteChunk() for each distinct chunk the
+// swarm delivers, Finalize() (re-verified, modes/mtimes/symlinks set,
+// fsynced, renamed into versions/) and VersionStore::Activate() (a new
+// symlink renamed over `current`). The `current` symlink is the source of
+// truth for what is active; NodeState mirrors it.
+//
+// Durability: WriteChunk() only writes. Checkpoint() makes the files that
+// received chunks durable (fdatasync) and only then records those chunks
+// in SQLite, so after a crash at any moment a resumed staging trusts exactly
+// the chunks whose bytes were durable. MaybeCheckpoint(now) does it every
+// Options::checkpoint_bytes or checkpoint_interval_ms, whichever first;
+// the clock is the caller's.
+//
+// Thread-safety:
+//  - VersionStore: every method may be called concurrently. The store must
+//    outlive its Staging objects.
+//  - Staging: WriteChunk, ReadChunk, Has, HaveBitfield, the counters,
+//    Checkpoint and MaybeCheckpoint may be called concurrently from any
+//    threads (WriteChunk even for the same index: the second call is a
+//    no-op). PlanLocal is a reader too. ApplyLocal and Finalize are
+//    exclusive: they wait for running calls and block new ones (a shared
+//    mutex), so they are safe but should not run on the event loop.
+#ifndef FLEETCAST_STORE_VERSION_STORE_H_
+#define FLEETCAST_STORE_VERSION_STORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/manifest.h"
+#include "core/peer_wire.h"
+#include "core/sha256.h"
+#include "store/node_layout.h"
+#include "store/node_state.h"
+#include "store/posix_file.h"
+
+namespace fleetcast {
+
+class VersionStore;
+struct CopyPlan;  // staging.cc
+
+// A complete version kept on disk.
+struct NodeVersion {
+  std::string dataset;
+  std::string label;
+  Digest root;
+  std::string dir_name;  // <label>-<root12>
+  std::string path;      // <data>/<dataset>/versions/<dir_name>
+  bool active = false;
+};
+
+// What local sources can contribute to a staging (PlanLocal), or did
+// (ApplyLocal).
+struct LocalPlan {
+  struct Link {
+    uint32_t entry;      // file entry of the new manifest
+    std::string source;  // identical file of a kept version
+  };
+  std::vector<Link> links;
+  uint64_t linked_files = 0;
+  uint64_t linked_bytes = 0;      // file bytes shared by hard links
+  uint64_t copied_chunks = 0;     // distinct chunks copied from kept versions
+  uint64_t copied_bytes = 0;      // bytes written by local copies
+  std::vector<uint32_t> missing;  // distinct indices still to fetch
+  uint64_t missing_bytes = 0;     // their total length
+};
+
+struct FinalizeOptions {
+  bool verify = true;    // re-hash every chunk of every file first
+  unsigned threads = 0;  // 0: one per core
+};
+
+class Staging {
+ public:
+  // Does not checkpoint: dropping a Staging is like a crash (chunks written
+  // since the last Checkpoint are not trusted on resume). Call Checkpoint()
+  // first for an orderly stop.
+  ~Staging();
+  Staging(const Staging&) = delete;
+  Staging& operator=(const Staging&) = delete;
+
+  const std::string& dataset() const { return dataset_; }
+  const std::string& label() const { return label_; }
+  const Digest& root() const { return root_; }
+  const ChunkLayout& layout() const { return *layout_; }
+  const Manifest& manifest() const { return layout_->manifest(); }
+  // staging/<root12> until Finalize, then versions/<label>-<root12>.
+  std::string dir() const;
+  // True when BeginStaging found an earlier staging of this root.
+  bool resumed() const { return resumed_; }
+
+  uint32_t distinct_count() const { return layout_->distinct_count(); }
+  // Written into every position (durable or not). Out of range: false.
+  bool Has(uint32_t index) const;
+  // The have-set over the distinct-chunk index, for BITFIELD.
+  Bitfield HaveBitfield() const;
+  uint32_t have_count() const { return have_count_.load(); }
+  uint64_t have_bytes() const { return have_bytes_.load(); }
+  // Chunks recorded in SQLite (the ones a restart would trust).
+  uint32_t durable_count() const { return durable_count_.load(); }
+  bool Complete() const { return have_count() == distinct_count(); }
+  std::vector<uint32_t> Missing() const;
+
+  // Writes distinct chunk `index` to every position it occupies (pwrite),
+  // except in files hard-linked to a kept version. Precondition: the
+  // caller verified Sha256(bytes) == layout().hash(index). Errors
+  // (kInvalidArgument) for an index out of range, a wrong length, or a
+  // finalized staging; a chunk already present is accepted and not written
+  // again.
+  Status WriteChunk(uint32_t index, ByteSpan bytes);
+  // Serves a chunk to peers: from this staging (or version, once
+  // finalized) when Has(index), else from any kept version holding the
+  // same hash. The bytes are re-hashed (kCorrupt on mismatch); kNotFound
+  // when no local copy exists.
+  Status ReadChunk(uint32_t index, std::vector<uint8_t>& out) const;
+
+  // True when pending (written, not yet durable) chunks amount to
+  // checkpoint_bytes, or checkpoint_interval_ms passed since the last one.
+  bool CheckpointDue(int64_t now_ms) const;
+  // Checkpoint() when due; returns whether it ran.
+  Result<bool> MaybeCheckpoint(int64_t now_ms);
+  // fdatasync of every file that received pending chunks, then one SQLite
+  // transaction recording them. On a failed sync the pending chunks are
+  // dropped from the have-set (to be fetched again).
+  Status Checkpoint(int64_t now_ms = 0);
+
+  // Dry run: which files could be hard-linked, which chunks copied from
+  // kept versions of the dataset, and what remains to fetch.
+  Result<LocalPlan> PlanLocal() const;
+  // Hard-links plan.links, then copies every chunk a kept version (or a
+  // linked file) holds, then checkpoints. Returns what was actually done
+  // (a link that fails, e.g. EMLINK, degrades to copies).
+  Result<LocalPlan> ApplyLocal(const LocalPlan& plan);
+
+  // Precondition for success: Complete(). Otherwise kInvalidArgument and
+  // nothing changes. With options.verify every file is re-hashed chunk by
+  // chunk; chunks that do not match are dropped from the have-set and the
+  // result is kCorrupt (fetch Missing() again and retry). Then modes,
+  // mtimes and symlinks are set, everything is fsynced and the tree is
+  // renamed to versions/<label>-<root12>. Does not activate.
+  Result<NodeVersion> Finalize(const FinalizeOptions& options = {});
+  bool finalized() const { return finalized_; }
+
+ private:
+  friend class VersionStore;
+  Staging(VersionStore* store, std::shared_ptr<const ChunkLayout> layout,
+          const Digest& root, int64_t row_id);
+
+  std::string PathOf(uint32_t entry) const;
+  bool SetHave(uint32_t index);  // true when this call set it
+  void ClearHave(uint32_t index);
+  Status CheckpointLocked(int64_t now_ms);
+  // Indices not present whose every position lies in a linked file.
+  void MarkLinkSatisfied();
+  // With `copies`, also lists the copy operations.
+  Result<LocalPlan> PlanLocalLocked(bool with_links, CopyPlan* copies) const;
+  Status CopyLocal(const CopyPlan& plan, unsigned threads);
+  Status Prepare(bool resuming);
+
+  VersionStore* store_;
+  std::shared_ptr<const ChunkLayout> layout_;
+  std::string dataset_;
+  std::string label_;
+  Digest root_;
+  int64_t row_id_;
+  std::string staging_dir_;
+  std::string version_dir_;
+  bool resumed_ = false;
+  bool finalized_ = false;  // guarded by op_mu_ (exclusive writers)
+
+  // Shared by concurrent operations; exclusive for ApplyLocal/Finalize.
+  mutable std::shared_mutex op_mu_;
+  std::vector<uint8_t> linked_;  // per entry; changed only exclusively
+  std::unique_ptr<std::atomic<uint64_t>[]> have_;
+  std::atomic<uint32_t> have_count_{0};
+  std::atomic<uint64_t> have_bytes_{0};
+  std::atomic<uint32_t> durable_count_{0};
+
+  std::mutex checkpoint_mu_;  // one Checkpoint at a time
+  mutable std::mutex pending_mu_;
+  std::vector<uint32_t> pending_;  // present, not yet durable
+  uint64_t pending_bytes_ = 0;
+  int64_t last_checkpoint_ms_ = -1;
+};
+
+class VersionStore {
+ public:
+  struct Options {
+    uint64_t checkpoint_bytes = 64ull << 20;
+    int64_t checkpoint_interval_ms = 2000;
+    unsigned local_copy_threads = 2;
+  };
+
+  // Creates the directories if needed and takes an exclusive lock on
+  // <state>/lock (kAlreadyExists when another VersionStore holds it).
+  static Result<std::unique_ptr<VersionStore>> Open(
+      const std::string& data_dir, const std::string& state_dir,
+      const Options& options);
+  static Result<std::unique_ptr<VersionStore>> Open(
+      const std::string& data_dir, const std::string& state_dir) {
+    return Open(data_dir, state_dir, Options{});
+  }
+  ~VersionStore();
+
+  const std::string& data_dir() const { return data_dir_; }
+  const Options& options() const { return options_; }
+
+  // Starts (or resumes) staging `manifest`, whose root is `root`.
+  // Preconditions: the manifest came from OpenManifest with trusted keys;
+  // it is validated again and re-encoded: a root that does not match is
+  // kInvalidArgument. `envelope`, when given, is kept to serve the manifest
+  // to peers. kAlreadyExists when the version is already complete or a
+  // Staging of it is open in this process.
+  Result<std::unique_ptr<Staging>> BeginStaging(Manifest manifest,
+                                                const Digest& root,
+                                                ByteSpan envelope = {});
+  // Removes an unfinished staging and its progress (e.g. superseded).
+  // kInvalidArgument while a Staging object of it is open.
+  Status DiscardStaging(const std::string& dataset, const Digest& root);
+  // Roots of stagings on disk for `dataset` (to resume after a restart).
+  Result<std::vector<Digest>> StagingRoots(const std::string& dataset) const;
+
+  // Complete versions of `dataset`, most recently activated/finalized first.
+  Result<std::vector<NodeVersion>> ListVersions(
+      const std::string& dataset) const;
+  // The version `current` points to, if any.
+  Result<std::optional<NodeVersion>> Active(const std::string& dataset) const;
+  // The most recently active kept version other than the active one.
+  Result<std::optional<NodeVersion>> Previous(const std::string& dataset) const;
+
+  // Points `current` at the complete version `root` with one rename
+  // (rollback is Activate of a kept version). kInvalidArgument when the
+  // version is only staged (never activates a partial version), kNotFound
+  // when it is not on this node. `now_unix_s` goes to the history.
+  Status Activate(const std::string& dataset, const Digest& root,
+                  int64_t now_unix_s = 0);
+
+  struct CollectOptions {
+    size_t keep = 2;              // versions kept, the active one included
+    std::vector<Digest> protect;  // never collected (e.g. rollback target)
+    // Issue 5 hook: a per-dataset byte budget would be enforced here, by
+    // collecting more of the oldest unprotected versions.
+  };
+  // Deletes complete versions beyond `keep` (oldest first), never the
+  // active one, a protected one or a staging. Returns what was deleted.
+  Result<std::vector<NodeVersion>> Collect(const std::string& dataset,
+                                           const CollectOptions& options);
+  Result<std::vector<NodeVersion>> Collect(const std::string& dataset) {
+    return Collect(dataset, CollectOptions{});
+  }
+
+  // The manifest layout of a staged or kept version (cached).
+  Result<std::shared_ptr<const ChunkLayout>> Layout(const Digest& root) const;
+  // The envelope given to BeginStaging, if one was.
+  Result<std::vector<uint8_t>> Envelope(const Digest& root) const;
+  // A chunk of a complete version, for seeding (re-hashed).
+  Status ReadVersionChunk(const Digest& root, uint32_t index,
+                          std::vector<uint8_t>& out) const;
+
+ private:
+  friend class Staging;
+  VersionStore(std::string data_dir, std::string state_dir, Options options,
+               UniqueFd lock_fd, std::unique_ptr<NodeState> state);
+
+  std::string ManifestCachePath(const Digest& root) const;
+  std::string EnvelopePath(const Digest& root) const;
+  Status PrepareDataset(const std::string& dataset) const;
+  Result<std::optional<NodeVersion>> ActiveLocked(
+      const std::string& dataset) const;
+  Result<std::vector<NodeVersion>> ListLocked(const std::string& dataset) const;
+  struct Kept {
+    NodeVersion version;
+    std::shared_ptr<const ChunkLayout> layout;
+  };
+  // Kept versions with their layouts, most recent first.
+  Result<std::vector<Kept>> KeptLayouts(const std::string& dataset) const;
+  // Reads `hash` from any kept version of the dataset; false if none has it.
+  Result<bool> ReadFromKept(const std::string& dataset, const Digest& hash,
+                            uint32_t length, std::vector<uint8_t>& out) const;
+  void StagingClosed(const Digest& root);
+
+  std::string data_dir_;
+  std::string state_dir_;
+  Options options_;
+  UniqueFd lock_fd_;
+  std::unique_ptr<NodeState> state_;
+
+  // Held shared while files of kept versions are read or linked, exclusive
+  // while Collect deletes versions.
+  mutable std::shared_mutex versions_mu_;
+  mutable std::mutex mu_;  // guards the members below
+  mutable std::map<Digest, std::shared_ptr<const ChunkLayout>> layouts_;
+  std::set<Digest> open_stagings_;
+  mutable std::set<std::string> prepared_datasets_;
+};
+
+}  // namespace fleetcast
+
+#endif  // FLEETCAST_STORE_VERSION_STORE_H_

@@ -464,6 +464,40 @@ TEST_F(VersionStoreTest, ActivationIsAtomicAndRefusesIncompleteVersions) {
   }
 }
 
+TEST_F(VersionStoreTest, ReadersAlwaysResolveCurrentToACompleteVersion) {
+  BuildV1();
+  Published v1 = PublishVersion("v1");
+  ASSERT_NO_FATAL_FAILURE(Install(v1));
+  WriteFile(tree_ + "/data/big", ByteSpan(RandomBytes(12, 90'000)), 0640);
+  Published v2 = PublishVersion("v2");
+  ASSERT_NO_FATAL_FAILURE(Install(v2));
+  const std::set<std::string> complete = {
+      "versions/" + VersionDirName("v1", v1.root),
+      "versions/" + VersionDirName("v2", v2.root)};
+  std::atomic<bool> stop{false};
+  std::atomic<int> reads{0}, bad{0};
+  std::thread reader([&] {
+    while (!stop.load() || reads.load() == 0) {
+      char target[256] = {};
+      ssize_t n = ::readlink(Current().c_str(), target, sizeof target - 1);
+      // A reader always finds `current`, naming a complete version whose
+      // content is there to open.
+      if (n <= 0 || !complete.contains(std::string(target, size_t(n))) ||
+          ::access((Current() + "/data/big").c_str(), R_OK) != 0) {
+        ++bad;
+      }
+      ++reads;
+    }
+  });
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(node_->Activate(kDs, i % 2 ? v2.root : v1.root).has_value());
+  }
+  stop = true;
+  reader.join();
+  EXPECT_EQ(bad.load(), 0) << "of " << reads.load() << " reads";
+  ExpectTreeIs(Current(), v2.manifest);  // the last swap (i = 19)
+}
+
 TEST_F(VersionStoreTest, RollbackIsAnActivationWithoutTransfer) {
   BuildV1();
   Published v1 = PublishVersion("v1");

@@ -424,6 +424,43 @@ TEST_F(VersionStoreTest, DeltaHardLinksUnchangedFilesAndCopiesKnownChunks) {
             Lstat(old_dir + "/data/copy").st_ino);
 }
 
+TEST_F(VersionStoreTest, ResumeKeepsHardLinksAndLocalCopies) {
+  BuildV1();
+  Published v1 = PublishVersion("v1");
+  ASSERT_NO_FATAL_FAILURE(Install(v1));
+  std::vector<uint8_t> big = RandomBytes(1, 400'000);
+  big[100] ^= 1;
+  WriteFile(tree_ + "/data/big", ByteSpan(big), 0640);
+  SetTimes();
+  Published v2 = PublishVersion("v2");
+  uint32_t have = 0;
+  std::vector<uint32_t> missing;
+  {
+    auto s = Begin(v2);
+    ASSERT_NE(s, nullptr);
+    auto plan = s->PlanLocal();
+    ASSERT_TRUE(plan.has_value());
+    auto done = s->ApplyLocal(*plan);
+    ASSERT_TRUE(done.has_value()) << done.error().ToString();
+    EXPECT_GT(done->linked_files, 0u);
+    EXPECT_EQ(s->durable_count(), done->copied_chunks);  // checkpointed
+    have = s->have_count();
+    missing = done->missing;
+  }  // dropped: a crash after ApplyLocal
+  OpenNode();
+  auto s = Begin(v2);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->have_count(), have);
+  EXPECT_EQ(s->Missing(), missing);
+  EXPECT_EQ(Lstat(s->dir() + "/data/copy").st_ino,
+            Lstat(VersionDir(v1) + "/data/copy").st_ino);
+  Feed(*s, missing);
+  ASSERT_TRUE(s->Finalize().has_value());
+  ASSERT_TRUE(node_->Activate(kDs, v2.root).has_value());
+  ExpectTreeIs(Current(), v2.manifest);
+  ExpectTreeIs(VersionDir(v1), v1.manifest);
+}
+
 TEST_F(VersionStoreTest, ActivationIsAtomicAndRefusesIncompleteVersions) {
   BuildV1();
   Published v1 = PublishVersion("v1");

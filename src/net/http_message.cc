@@ -196,7 +196,6 @@ RangeSpec ParseRangeHeader(std::string_view header, uint64_t size) {
   if (dash == std::string_view::npos) return whole;
   std::string_view first_s = Trim(spec.substr(0, dash));
   std::string_view last_s = Trim(spec.substr(dash + 1));
-  RangeSpec out;
   if (first_s.empty()) {
     // Suffix range: the last n bytes.
     uint64_t n;

@@ -16,26 +16,6 @@
 namespace fleetcast {
 namespace {
 
-struct timespec ToTimespec(int64_t ns) {
-  struct timespec ts;
-  ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
-  ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-  if (ts.tv_nsec < 0) {
-    ts.tv_nsec += 1'000'000'000;
-    ts.tv_sec -= 1;
-  }
-  return ts;
-}
-
-Status SetTimes(int dir_fd, const std::string& path, int64_t mtime_ns,
-                int flags) {
-  struct timespec times[2] = {ToTimespec(mtime_ns), ToTimespec(mtime_ns)};
-  if (::utimensat(dir_fd, path.c_str(), times, flags) != 0) {
-    return SysError(errno, path, "set mtime");
-  }
-  return {};
-}
-
 Status WriteFile(const Manifest& m, const ManifestEntry& e,
                  const ChunkStore& store, const std::string& root,
                  std::vector<uint8_t>& buffer, std::atomic<uint64_t>& done) {
@@ -66,10 +46,7 @@ Status WriteFile(const Manifest& m, const ManifestEntry& e,
     done.fetch_add(c.length);
   }
   if (::fchmod(fd->get(), e.mode) != 0) return SysError(errno, path, "chmod");
-  struct timespec times[2] = {ToTimespec(e.mtime_ns), ToTimespec(e.mtime_ns)};
-  if (::futimens(fd->get(), times) != 0) {
-    return SysError(errno, path, "set mtime");
-  }
+  if (auto st = SetMtime(fd->get(), path, e.mtime_ns); !st) return st;
   if (::fdatasync(fd->get()) != 0) return SysError(errno, path, "fdatasync");
   return {};
 }
@@ -134,8 +111,7 @@ Status Checkout(const Manifest& manifest, const ChunkStore& store,
     if (::symlink(e.symlink_target.c_str(), path.c_str()) != 0) {
       return cleanup(SysError(errno, path, "create symlink").error());
     }
-    if (auto st = SetTimes(AT_FDCWD, path, e.mtime_ns, AT_SYMLINK_NOFOLLOW);
-        !st) {
+    if (auto st = SetMtime(path, e.mtime_ns, AT_SYMLINK_NOFOLLOW); !st) {
       return cleanup(st.error());
     }
   }
@@ -149,7 +125,7 @@ Status Checkout(const Manifest& manifest, const ChunkStore& store,
     if (::chmod(path.c_str(), it->mode) != 0) {
       return cleanup(SysError(errno, path, "chmod").error());
     }
-    if (auto st = SetTimes(AT_FDCWD, path, it->mtime_ns, 0); !st) {
+    if (auto st = SetMtime(path, it->mtime_ns); !st) {
       return cleanup(st.error());
     }
   }

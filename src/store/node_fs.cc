@@ -14,17 +14,6 @@
 namespace fleetcast::node_fs {
 namespace {
 
-struct timespec ToTimespec(int64_t ns) {
-  struct timespec ts;
-  ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
-  ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-  if (ts.tv_nsec < 0) {
-    ts.tv_nsec += 1'000'000'000;
-    ts.tv_sec -= 1;
-  }
-  return ts;
-}
-
 void MakeDirsWritable(const std::filesystem::path& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -37,20 +26,6 @@ void MakeDirsWritable(const std::filesystem::path& path) {
 }
 
 }  // namespace
-
-Status SetTimes(const std::string& path, int64_t mtime_ns, int flags) {
-  struct timespec times[2] = {ToTimespec(mtime_ns), ToTimespec(mtime_ns)};
-  if (::utimensat(AT_FDCWD, path.c_str(), times, flags) != 0) {
-    return SysError(errno, path, "set mtime");
-  }
-  return {};
-}
-
-Status SetTimes(int fd, const std::string& path, int64_t mtime_ns) {
-  struct timespec times[2] = {ToTimespec(mtime_ns), ToTimespec(mtime_ns)};
-  if (::futimens(fd, times) != 0) return SysError(errno, path, "set mtime");
-  return {};
-}
 
 Status ReadVerified(const std::string& path, uint64_t offset, uint32_t length,
                     const Digest& hash, std::vector<uint8_t>& out) {

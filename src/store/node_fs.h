@@ -1,5 +1,5 @@
 // Small file-system helpers of the node version store (version_store.h):
-// timestamps, chunk reads with verification, tree removal that never
+// chunk reads with verification, tree removal that never
 // touches file modes (files of kept versions may be hard links shared with
 // other versions), random suffixes for temporary names.
 //
@@ -15,11 +15,6 @@
 #include "core/sha256.h"
 
 namespace fleetcast::node_fs {
-
-// Sets atime and mtime of `path` (flags: 0 or AT_SYMLINK_NOFOLLOW).
-Status SetTimes(const std::string& path, int64_t mtime_ns, int flags);
-// futimens on an open file.
-Status SetTimes(int fd, const std::string& path, int64_t mtime_ns);
 
 // Reads `length` bytes at `offset` of `path` into `out` and checks they
 // hash to `hash` (kCorrupt naming the path otherwise; a short file too).

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "store/sqlite_db.h"
+
 namespace fleetcast {
 namespace {
 
@@ -39,9 +41,8 @@ CREATE TABLE IF NOT EXISTS activations (
 
 constexpr const char* kColumns = "id, root, dataset, label, complete, touched";
 
-Error DbError(const std::string& what, const std::exception& e) {
-  return Error{ErrorCode::kIo, what, fmt::format("node state: {}", e.what()),
-               0};
+Error DbError(const std::string& subject, const std::exception& e) {
+  return SqliteError("node state", subject, e);
 }
 
 NodeVersionRow ToRow(SQLite::Statement& q) {
@@ -65,16 +66,9 @@ NodeState::NodeState(std::unique_ptr<SQLite::Database> db)
 NodeState::~NodeState() = default;
 
 Result<std::unique_ptr<NodeState>> NodeState::Open(const std::string& path) {
-  try {
-    auto db = std::make_unique<SQLite::Database>(
-        path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    db->setBusyTimeout(10000);
-    db->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
-    db->exec(kSchema);
-    return std::unique_ptr<NodeState>(new NodeState(std::move(db)));
-  } catch (const std::exception& e) {
-    return std::unexpected(DbError(path, e));
-  }
+  auto db = OpenSqliteDatabase(path, kSchema, "node state");
+  if (!db) return std::unexpected(db.error());
+  return std::unique_ptr<NodeState>(new NodeState(std::move(*db)));
 }
 
 Result<NodeVersionRow> NodeState::AddStaging(const std::string& dataset,

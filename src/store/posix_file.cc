@@ -83,6 +83,40 @@ Result<std::vector<uint8_t>> ReadWholeFile(const std::string& path) {
   return data;
 }
 
+int64_t MtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
+         st.st_mtim.tv_nsec;
+}
+
+namespace {
+
+struct timespec NsToTimespec(int64_t ns) {
+  struct timespec ts;
+  ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+  ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  if (ts.tv_nsec < 0) {
+    ts.tv_nsec += 1'000'000'000;
+    ts.tv_sec -= 1;
+  }
+  return ts;
+}
+
+}  // namespace
+
+Status SetMtime(const std::string& path, int64_t mtime_ns, int flags) {
+  struct timespec times[2] = {NsToTimespec(mtime_ns), NsToTimespec(mtime_ns)};
+  if (::utimensat(AT_FDCWD, path.c_str(), times, flags) != 0) {
+    return SysError(errno, path, "set mtime");
+  }
+  return {};
+}
+
+Status SetMtime(int fd, const std::string& path, int64_t mtime_ns) {
+  struct timespec times[2] = {NsToTimespec(mtime_ns), NsToTimespec(mtime_ns)};
+  if (::futimens(fd, times) != 0) return SysError(errno, path, "set mtime");
+  return {};
+}
+
 Status SyncDirectory(const std::string& path) {
   auto fd = Open(path, O_RDONLY | O_DIRECTORY);
   if (!fd) return std::unexpected(fd.error());

@@ -9,6 +9,7 @@
 #ifndef FLEETCAST_STORE_POSIX_FILE_H_
 #define FLEETCAST_STORE_POSIX_FILE_H_
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -70,6 +71,14 @@ Result<std::vector<uint8_t>> ReadWholeFile(const std::string& path);
 // same directory, fsync, rename over `path`, fsync of the directory.
 Status WriteFileAtomic(const std::string& path, std::span<const uint8_t> data,
                        mode_t mode = 0644);
+
+// st_mtim as nanoseconds since the Unix epoch.
+int64_t MtimeNs(const struct stat& st);
+
+// Sets atime and mtime to `mtime_ns` (utimensat; `flags` may be
+// AT_SYMLINK_NOFOLLOW), or through an open descriptor (futimens).
+Status SetMtime(const std::string& path, int64_t mtime_ns, int flags = 0);
+Status SetMtime(int fd, const std::string& path, int64_t mtime_ns);
 
 // fsync of a directory (makes renames and creations in it durable).
 Status SyncDirectory(const std::string& path);

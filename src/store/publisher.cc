@@ -199,10 +199,7 @@ class Pipeline {
     if (failed_.load()) return {};
     struct stat after;
     if (::fstat(fd->get(), &after) != 0) return SysError(errno, path, "stat");
-    const int64_t opened_mtime_ns =
-        static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
-        st.st_mtim.tv_nsec;
-    if (job.bytes_read != entry.size || opened_mtime_ns != entry.mtime_ns ||
+    if (job.bytes_read != entry.size || MtimeNs(st) != entry.mtime_ns ||
         static_cast<uint64_t>(after.st_size) != entry.size ||
         after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
         after.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {

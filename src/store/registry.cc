@@ -5,6 +5,8 @@
 
 #include <charconv>
 
+#include "store/sqlite_db.h"
+
 namespace fleetcast {
 namespace {
 
@@ -27,8 +29,8 @@ CREATE INDEX IF NOT EXISTS versions_by_dataset ON versions (dataset, seq);
 constexpr const char* kColumns =
     "dataset, label, root, published_unix_s, files, bytes, chunks, parent";
 
-Error DbError(const std::string& what, const std::exception& e) {
-  return Error{ErrorCode::kIo, what, fmt::format("registry: {}", e.what()), 0};
+Error DbError(const std::string& subject, const std::exception& e) {
+  return SqliteError("registry", subject, e);
 }
 
 VersionRecord RowToRecord(SQLite::Statement& q) {
@@ -52,16 +54,9 @@ Registry::Registry(std::unique_ptr<SQLite::Database> db) : db_(std::move(db)) {}
 Registry::~Registry() = default;
 
 Result<std::unique_ptr<Registry>> Registry::Open(const std::string& path) {
-  try {
-    auto db = std::make_unique<SQLite::Database>(
-        path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    db->setBusyTimeout(10000);
-    db->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
-    db->exec(kSchema);
-    return std::unique_ptr<Registry>(new Registry(std::move(db)));
-  } catch (const std::exception& e) {
-    return std::unexpected(DbError(path, e));
-  }
+  auto db = OpenSqliteDatabase(path, kSchema, "registry");
+  if (!db) return std::unexpected(db.error());
+  return std::unique_ptr<Registry>(new Registry(std::move(*db)));
 }
 
 Status Registry::AddVersion(const VersionRecord& v) {

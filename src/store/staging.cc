@@ -703,7 +703,7 @@ Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
         if (::fchmod(fd->get(), entry.mode) != 0) {
           return SysError(errno, path, "chmod");
         }
-        if (auto st = node_fs::SetTimes(fd->get(), path, entry.mtime_ns); !st) {
+        if (auto st = SetMtime(fd->get(), path, entry.mtime_ns); !st) {
           return st;
         }
         if (::fsync(fd->get()) != 0) return SysError(errno, path, "fsync");
@@ -723,8 +723,7 @@ Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
         return SysError(errno, path, "create symlink");
       }
     }
-    if (auto st = node_fs::SetTimes(path, e.mtime_ns, AT_SYMLINK_NOFOLLOW);
-        !st) {
+    if (auto st = SetMtime(path, e.mtime_ns, AT_SYMLINK_NOFOLLOW); !st) {
       return std::unexpected(st.error());
     }
   }
@@ -736,7 +735,7 @@ Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
     if (::chmod(path.c_str(), it->mode) != 0) {
       return SysError(errno, path, "chmod");
     }
-    if (auto st = node_fs::SetTimes(path, it->mtime_ns, 0); !st) {
+    if (auto st = SetMtime(path, it->mtime_ns); !st) {
       return std::unexpected(st.error());
     }
   }

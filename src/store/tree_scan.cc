@@ -13,11 +13,6 @@
 namespace fleetcast {
 namespace {
 
-int64_t MtimeNs(const struct stat& st) {
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 +
-         st.st_mtim.tv_nsec;
-}
-
 Status ScanDir(const std::string& root, const std::string& rel,
                const ScanOptions& options, ScannedTree& out) {
   std::string abs = rel.empty() ? root : root + "/" + rel;

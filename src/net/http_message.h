@@ -4,7 +4,9 @@
 // HttpRequest is what a route handler receives: method, decoded path, raw
 // query, headers, body and the values of the route's named segments.
 // HttpResponse is what it returns: a status, headers and either a string
-// body or a file region (sent with sendfile(2) by the server). The client
+// body, a file region, or a sequence of file regions opened one at a time
+// (FileParts: e.g. a file assembled from chunk files), the latter two sent
+// with sendfile(2) by the server, optionally paced by a RateLimiter. The client
 // returns an HttpResponse with a string body (or an empty one when the body
 // was streamed to a callback).
 //
@@ -17,6 +19,7 @@
 #define FLEETCAST_NET_HTTP_MESSAGE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json_fwd.hpp>
@@ -27,8 +30,11 @@
 #include <vector>
 
 #include "core/error.h"
+#include "net/runtime.h"
 
 namespace fleetcast::net {
+
+class RateLimiter;  // net/rate_limiter.h
 
 // Header fields in arrival order; lookups ignore case.
 class HttpHeaders {
@@ -89,14 +95,33 @@ struct FileRegion {
   uint64_t length = 0;
 };
 
+// A body of `length` bytes sent as consecutive file regions that are opened
+// one at a time, so a body made of thousands of files (a dataset file
+// assembled from its chunks) never holds more than one descriptor. The
+// server calls part(0), part(1), ... on the connection's strand (the
+// callback may co_await, e.g. to open the file on a worker pool) and sends
+// each region until `length` bytes are out; a region running past `length`
+// is cut. An error or an empty region after the header went out aborts the
+// connection (the client sees a short body).
+struct FileParts {
+  uint64_t length = 0;
+  std::function<awaitable<Result<FileRegion>>(size_t index)> part;
+};
+
 struct HttpResponse {
   int status = 200;
   HttpHeaders headers;
   std::string body;
   std::optional<FileRegion> file;  // set: body is ignored
+  std::optional<FileParts> parts;  // set: body and file are ignored
+  // When set, the bytes of a file or parts body are paced by this limiter
+  // (shared by every response of, e.g., an upload cap).
+  std::shared_ptr<RateLimiter> rate_limiter;
 
   // Length of the body as it will be sent.
-  uint64_t BodySize() const { return file ? file->length : body.size(); }
+  uint64_t BodySize() const {
+    return parts ? parts->length : file ? file->length : body.size();
+  }
 
   static HttpResponse Text(int status, std::string text,
                            std::string content_type = "text/plain");

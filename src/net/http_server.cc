@@ -33,6 +33,8 @@
 #include <mutex>
 #include <vector>
 
+#include "net/rate_limiter.h"
+
 namespace fleetcast::net {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -75,7 +77,8 @@ awaitable<bool> WaitWritable(tcp::socket& sock,
 // Sends region bytes with pread + write when sendfile cannot be used.
 awaitable<error_code> CopyFileRegion(beast::tcp_stream& stream,
                                      const FileRegion& region, uint64_t done,
-                                     std::chrono::milliseconds timeout) {
+                                     std::chrono::milliseconds timeout,
+                                     RateLimiter* limiter) {
   std::vector<char> buf(256 * 1024);
   while (done < region.length) {
     size_t want = static_cast<size_t>(
@@ -90,25 +93,34 @@ awaitable<error_code> CopyFileRegion(beast::tcp_stream& stream,
         stream, asio::buffer(buf.data(), static_cast<size_t>(n)), kTuple);
     if (ec) co_return ec;
     done += static_cast<uint64_t>(n);
+    if (limiter) co_await limiter->Acquire(static_cast<uint64_t>(n));
   }
   co_return error_code{};
 }
 
+// With a limiter, each step is paid for after it was sent (so a partial
+// write is not charged twice) and kept small enough for smooth pacing.
 awaitable<error_code> SendFileRegion(beast::tcp_stream& stream,
                                      const FileRegion& region,
-                                     std::chrono::milliseconds timeout) {
+                                     std::chrono::milliseconds timeout,
+                                     RateLimiter* limiter = nullptr) {
   tcp::socket& sock = stream.socket();
   error_code ec;
   sock.native_non_blocking(true, ec);
   if (ec) co_return ec;
+  uint64_t step = kSendfileStep;
+  if (limiter && limiter->rate() > 0) {
+    step = std::clamp<uint64_t>(limiter->rate() / 8, 16 * 1024, kSendfileStep);
+  }
   off_t off = static_cast<off_t>(region.offset);
   uint64_t sent = 0;
   while (sent < region.length) {
-    size_t want = static_cast<size_t>(
-        std::min<uint64_t>(kSendfileStep, region.length - sent));
+    size_t want =
+        static_cast<size_t>(std::min<uint64_t>(step, region.length - sent));
     ssize_t n = ::sendfile(sock.native_handle(), region.file->fd(), &off, want);
     if (n > 0) {
       sent += static_cast<uint64_t>(n);
+      if (limiter) co_await limiter->Acquire(static_cast<uint64_t>(n));
       continue;
     }
     if (n == 0) co_return asio::error::eof;  // file shrank under us
@@ -120,7 +132,7 @@ awaitable<error_code> SendFileRegion(beast::tcp_stream& stream,
       continue;
     }
     if ((err == EINVAL || err == ENOSYS) && sent == 0) {
-      co_return co_await CopyFileRegion(stream, region, 0, timeout);
+      co_return co_await CopyFileRegion(stream, region, 0, timeout, limiter);
     }
     co_return error_code(err, boost::system::system_category());
   }
@@ -465,6 +477,28 @@ awaitable<bool> HttpServer::Impl::Write(Conn& conn, const HttpRequest* request,
     }
     res.keep_alive(keep_alive);
   };
+  if (response.parts && !no_body) {
+    http::response<http::empty_body> res;
+    fill(res);
+    res.content_length(response.parts->length);
+    http::response_serializer<http::empty_body> sr(res);
+    stream.expires_after(options.write_timeout);
+    auto [ec, n] = co_await http::async_write_header(stream, sr, kTuple);
+    if (ec) co_return false;
+    if (head || response.parts->length == 0) co_return true;
+    stream.expires_never();
+    uint64_t sent = 0;
+    for (size_t i = 0; sent < response.parts->length; ++i) {
+      Result<FileRegion> region = co_await response.parts->part(i);
+      if (!region || region->length == 0) co_return false;
+      region->length = std::min(region->length, response.parts->length - sent);
+      error_code sec = co_await SendFileRegion(
+          stream, *region, options.write_timeout, response.rate_limiter.get());
+      if (sec) co_return false;
+      sent += region->length;
+    }
+    co_return true;
+  }
   if (response.file && !no_body) {
     http::response<http::empty_body> res;
     fill(res);
@@ -476,7 +510,8 @@ awaitable<bool> HttpServer::Impl::Write(Conn& conn, const HttpRequest* request,
     if (head || response.file->length == 0) co_return true;
     stream.expires_never();
     error_code sec =
-        co_await SendFileRegion(stream, *response.file, options.write_timeout);
+        co_await SendFileRegion(stream, *response.file, options.write_timeout,
+                                response.rate_limiter.get());
     co_return !sec;
   }
   http::response<http::string_body> res;

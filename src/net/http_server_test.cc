@@ -1,6 +1,7 @@
 #include "net/http_server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -22,6 +23,7 @@
 
 #include "core/sha256.h"
 #include "net/http_client.h"
+#include "net/rate_limiter.h"
 #include "net/runtime.h"
 
 namespace fleetcast::net {
@@ -317,6 +319,66 @@ TEST_F(HttpServerTest, LargeFileStreamsAndRanges) {
   r = Get("/files/missing.bin");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 404);
+}
+
+TEST_F(HttpServerTest, FilePartsSendRegionsOfManyFilesInOrder) {
+  // Three files; the body is a tail of the first, all of the second and a
+  // head of the third, each opened only when the server reaches it.
+  std::vector<std::string> contents;
+  std::mt19937_64 rng(11);
+  for (size_t size : {300000u, 5u, 2000000u}) {
+    std::string d(size, '\0');
+    for (auto& c : d) c = static_cast<char>(rng());
+    std::ofstream(dir_ / ("p" + std::to_string(contents.size())),
+                  std::ios::binary)
+        .write(d.data(), static_cast<std::streamsize>(d.size()));
+    contents.push_back(std::move(d));
+  }
+  const std::string expected =
+      contents[0].substr(1000) + contents[1] + contents[2].substr(0, 1500000);
+  std::atomic<int> opened{0};
+  auto limiter = std::make_shared<RateLimiter>(0);
+  Start({}, [&](HttpServer& s) {
+    ASSERT_TRUE(s.Route(
+        "GET", "/parts", [&](const HttpRequest&) -> awaitable<HttpResponse> {
+          HttpResponse r;
+          r.rate_limiter = limiter;
+          r.parts = FileParts{
+              expected.size(), [&](size_t i) -> awaitable<Result<FileRegion>> {
+                if (i > 2) co_return MakeError(ErrorCode::kInternal, "", "i");
+                ++opened;
+                int fd = ::open((dir_ / ("p" + std::to_string(i))).c_str(),
+                                O_RDONLY | O_CLOEXEC);
+                uint64_t off = i == 0 ? 1000 : 0;
+                co_return FileRegion{std::make_shared<const OpenFile>(fd), off,
+                                     contents[i].size() - off};
+              }};
+          co_return r;
+        }));
+  });
+  auto r = Get("/parts");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body.size(), expected.size());
+  EXPECT_TRUE(r->body == expected);
+  EXPECT_EQ(opened.load(), 3);
+
+  // HEAD opens nothing; the length is announced.
+  opened = 0;
+  auto head = HttpRequestBlocking(Url("/parts"), "HEAD");
+  ASSERT_TRUE(head) << head.error().ToString();
+  EXPECT_EQ(head->headers.Get("Content-Length"),
+            std::to_string(expected.size()));
+  EXPECT_EQ(opened.load(), 0);
+
+  // A rate limit paces the body: 1.8 MB at 2 MB/s with a 128 KiB burst
+  // (steps of 250 KB, each paid for once sent) takes at least ~0.7 s.
+  limiter->SetRate(2'000'000, 128 * 1024);
+  auto start = Clock::now();
+  r = Get("/parts");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_TRUE(r->body == expected);
+  EXPECT_GE(Clock::now() - start, 600ms);
 }
 
 TEST_F(HttpServerTest, HeaderAndBodyLimits) {

@@ -84,7 +84,8 @@ struct FileJob {
 
 class Pipeline {
  public:
-  Pipeline(const std::string& dir, ChunkStore& store, const ChunkingParams& p,
+  // Without a store, chunks are only hashed.
+  Pipeline(const std::string& dir, ChunkStore* store, const ChunkingParams& p,
            unsigned threads)
       : dir_(dir),
         store_(store),
@@ -224,8 +225,8 @@ class Pipeline {
         std::lock_guard lock(seen_mu_);
         first = seen_.insert(d).second;
       }
-      if (!first) continue;
-      auto written = store_.StageChunk(d, bytes);
+      if (!first || store_ == nullptr) continue;
+      auto written = store_->StageChunk(d, bytes);
       if (!written) {
         Fail(written.error());
       } else if (*written) {
@@ -238,7 +239,7 @@ class Pipeline {
   }
 
   const std::string& dir_;
-  ChunkStore& store_;
+  ChunkStore* store_;
   const FastCdc cdc_;
   const unsigned readers_;
   boost::asio::thread_pool hashers_;
@@ -253,6 +254,63 @@ class Pipeline {
   std::mutex error_mu_;
   std::optional<Error> first_error_;
 };
+
+// Scans `dir`, chunks and hashes every file (staging new chunks in `store`
+// when given) and returns the canonical manifest with `header`.
+Result<Manifest> BuildManifest(
+    const std::string& dir, ChunkStore* store, ManifestHeader header,
+    unsigned thread_option,
+    const std::function<void(uint64_t, uint64_t)>& on_progress,
+    uint64_t* new_chunks, uint64_t* new_bytes) {
+  auto scanned = ScanTree(dir);
+  if (!scanned) return std::unexpected(scanned.error());
+  Manifest manifest;
+  manifest.header = std::move(header);
+  manifest.entries = std::move(scanned->entries);
+  // Check paths and symlinks before reading any content: a bad tree fails
+  // fast and names the offending entry.
+  {
+    // File sizes are not backed by chunks yet: validate the shape only.
+    Manifest shape = manifest;
+    for (auto& e : shape.entries) e.size = 0;
+    if (auto st = ValidateManifest(shape); !st) {
+      return std::unexpected(st.error());
+    }
+  }
+
+  uint64_t total_bytes = manifest.ContentBytes();
+  unsigned threads = ResolveThreads(thread_option);
+  std::vector<FileJob> jobs;
+  Pipeline pipeline(dir, store, manifest.header.chunking, threads);
+  if (auto st = pipeline.Run(manifest.entries, jobs, on_progress, total_bytes);
+      !st) {
+    return std::unexpected(st.error());
+  }
+
+  // Lay out chunks in entry order (jobs are in entry order). Every entry's
+  // first_chunk is the running position, as in the canonical form.
+  size_t total_chunks = 0;
+  for (const auto& job : jobs) {
+    for (const auto& b : job.blocks) total_chunks += b->refs.size();
+  }
+  manifest.chunks.reserve(total_chunks);
+  auto job = jobs.begin();
+  for (size_t i = 0; i < manifest.entries.size(); ++i) {
+    ManifestEntry& e = manifest.entries[i];
+    e.first_chunk = manifest.chunks.size();
+    if (job == jobs.end() || job->entry_index != i) continue;
+    for (const auto& b : job->blocks) {
+      manifest.chunks.insert(manifest.chunks.end(), b->refs.begin(),
+                             b->refs.end());
+    }
+    e.chunk_count =
+        static_cast<uint32_t>(manifest.chunks.size() - e.first_chunk);
+    ++job;
+  }
+  if (new_chunks) *new_chunks = pipeline.new_chunks();
+  if (new_bytes) *new_bytes = pipeline.new_bytes();
+  return manifest;
+}
 
 }  // namespace
 
@@ -281,56 +339,18 @@ Result<PublishResult> Publish(const std::string& dir, ChunkStore& store,
   auto latest = registry.Latest(options.dataset);
   if (!latest) return std::unexpected(latest.error());
 
-  auto scanned = ScanTree(dir);
-  if (!scanned) return std::unexpected(scanned.error());
-  Manifest manifest;
-  manifest.header.dataset = options.dataset;
-  manifest.header.label = label;
-  manifest.header.created_unix_s = options.created_unix_s;
-  manifest.header.chunking = options.chunking;
-  if (*latest) manifest.header.parent = (*latest)->root;
-  manifest.entries = std::move(scanned->entries);
-  // Check paths and symlinks before reading any content: a bad tree fails
-  // fast and names the offending entry.
-  {
-    // File sizes are not backed by chunks yet: validate the shape only.
-    Manifest shape = manifest;
-    for (auto& e : shape.entries) e.size = 0;
-    if (auto st = ValidateManifest(shape); !st) {
-      return std::unexpected(st.error());
-    }
-  }
-
-  uint64_t total_bytes = manifest.ContentBytes();
-  unsigned threads = ResolveThreads(options.threads);
-  std::vector<FileJob> jobs;
-  Pipeline pipeline(dir, store, options.chunking, threads);
-  if (auto st = pipeline.Run(manifest.entries, jobs, options.on_progress,
-                             total_bytes);
-      !st) {
-    return std::unexpected(st.error());
-  }
-
-  // Lay out chunks in entry order (jobs are in entry order). Every entry's
-  // first_chunk is the running position, as in the canonical form.
-  size_t total_chunks = 0;
-  for (const auto& job : jobs) {
-    for (const auto& b : job.blocks) total_chunks += b->refs.size();
-  }
-  manifest.chunks.reserve(total_chunks);
-  auto job = jobs.begin();
-  for (size_t i = 0; i < manifest.entries.size(); ++i) {
-    ManifestEntry& e = manifest.entries[i];
-    e.first_chunk = manifest.chunks.size();
-    if (job == jobs.end() || job->entry_index != i) continue;
-    for (const auto& b : job->blocks) {
-      manifest.chunks.insert(manifest.chunks.end(), b->refs.begin(),
-                             b->refs.end());
-    }
-    e.chunk_count =
-        static_cast<uint32_t>(manifest.chunks.size() - e.first_chunk);
-    ++job;
-  }
+  ManifestHeader header;
+  header.dataset = options.dataset;
+  header.label = label;
+  header.created_unix_s = options.created_unix_s;
+  header.chunking = options.chunking;
+  if (*latest) header.parent = (*latest)->root;
+  uint64_t new_chunks = 0, new_bytes = 0;
+  auto built = BuildManifest(dir, &store, std::move(header), options.threads,
+                             options.on_progress, &new_chunks, &new_bytes);
+  if (!built) return std::unexpected(built.error());
+  Manifest& manifest = *built;
+  const uint64_t total_bytes = manifest.ContentBytes();
 
   auto sealed = SealManifest(manifest, key);
   if (!sealed) return std::unexpected(sealed.error());
@@ -355,10 +375,32 @@ Result<PublishResult> Publish(const std::string& dir, ChunkStore& store,
   result.files = record.files;
   result.bytes = total_bytes;
   result.chunks = manifest.chunks.size();
-  result.new_chunks = pipeline.new_chunks();
-  result.new_bytes = pipeline.new_bytes();
+  result.new_chunks = new_chunks;
+  result.new_bytes = new_bytes;
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return result;
+}
+
+Result<SealedTree> SealTree(const std::string& dir, const SigningKey& key,
+                            const SealTreeOptions& options) {
+  if (auto st = ValidateDatasetName(options.header.dataset); !st) {
+    return std::unexpected(st.error());
+  }
+  if (auto st = ValidateLabel(options.header.label); !st) {
+    return std::unexpected(st.error());
+  }
+  if (auto st = options.header.chunking.Validate(); !st) {
+    return std::unexpected(st.error());
+  }
+  auto built = BuildManifest(dir, nullptr, options.header, options.threads,
+                             options.on_progress, nullptr, nullptr);
+  if (!built) return std::unexpected(built.error());
+  auto sealed = SealManifest(*built, key);
+  if (!sealed) return std::unexpected(sealed.error());
+  SealedTree out;
+  out.manifest = std::move(*built);
+  out.sealed = std::move(*sealed);
+  return out;
 }
 
 }  // namespace fleetcast

@@ -14,6 +14,9 @@
 // chunks are hashed and stored by a hasher pool. No file is ever held in
 // memory whole.
 //
+// SealTree() runs the same pipeline without a store and only seals the
+// manifest (for a remote publish).
+//
 // Thread-safety: Publish() may run concurrently with itself on the same
 // store (chunk writes are idempotent); registry updates are serialized.
 #ifndef FLEETCAST_STORE_PUBLISHER_H_
@@ -25,6 +28,8 @@
 
 #include "core/chunking_params.h"
 #include "core/error.h"
+#include "core/manifest.h"
+#include "core/manifest_codec.h"
 #include "core/signing.h"
 #include "store/chunk_store.h"
 #include "store/registry.h"
@@ -57,6 +62,26 @@ struct PublishResult {
 Result<PublishResult> Publish(const std::string& dir, ChunkStore& store,
                               Registry& registry, const SigningKey& key,
                               const PublishOptions& options);
+
+// The same scan, chunking and hashing pipeline without a store: only the
+// manifest is built and sealed. A remote publish (origin/remote_publish.h)
+// uses it, then uploads the chunks the origin lacks by reading them back
+// from `dir` at their manifest offsets, so the tree is read once in full
+// and no chunk is written locally.
+struct SealTreeOptions {
+  // dataset, label (required), created_unix_s, chunking, parent.
+  ManifestHeader header;
+  unsigned threads = 0;  // 0: one per core
+  std::function<void(uint64_t done, uint64_t total)> on_progress;
+};
+
+struct SealedTree {
+  Manifest manifest;
+  SealedManifest sealed;
+};
+
+Result<SealedTree> SealTree(const std::string& dir, const SigningKey& key,
+                            const SealTreeOptions& options);
 
 }  // namespace fleetcast
 

@@ -211,6 +211,32 @@ TEST_F(PublishTest, SecondPublishOfAnIdenticalTreeStoresNothingNew) {
   EXPECT_EQ(record->parent, std::optional<Digest>(first->root));
 }
 
+TEST_F(PublishTest, SealTreeBuildsThePublishedManifestAndStoresNothing) {
+  BuildSmallTree();
+  SealTreeOptions options;
+  options.header.dataset = kDataset;
+  options.header.label = "v1";
+  options.header.created_unix_s = kCreated;
+  options.header.chunking = SmallChunking();
+  options.threads = 2;
+  auto sealed = SealTree(tree_, key_, options);
+  ASSERT_TRUE(sealed.has_value()) << sealed.error().ToString();
+  EXPECT_EQ(CountFilesBelow(scratch_ / "store/chunks"), 0u);
+  EXPECT_EQ(VersionCount(), 0u);
+
+  // Publishing the same tree with the same header gives the same root.
+  auto published = PublishTree();
+  ASSERT_TRUE(published.has_value()) << published.error().ToString();
+  EXPECT_EQ(sealed->sealed.root, published->root);
+  auto m = OpenVersion(published->root);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(sealed->manifest, *m);
+
+  options.header.label = "not a label";
+  EXPECT_EQ(SealTree(tree_, key_, options).error().code,
+            ErrorCode::kInvalidArgument);
+}
+
 TEST_F(PublishTest, OneChangedFileStoresOnlyItsChangedChunks) {
   auto big = RandomBytes(21, 1u << 20);
   WriteFile(tree_ + "/big", ByteSpan(big));

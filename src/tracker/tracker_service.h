@@ -1,0 +1,158 @@
+// TrackerService: the tracker of a fleet. Agents announce themselves for a
+// version of a dataset (POST /v1/announce, docs/http-api.md) and get back
+// the dataset's latest published version, a bounded peer list for their
+// version (same zone first, complete and incomplete mixed, randomized) and
+// the origin that seeds it.
+//
+// It wraps core's AnnounceRegistry + SelectPeers (tracker_selection.h) with
+// a mutex, a seeded Rng and an injected clock, and asks a LatestProvider
+// (the origin's registry, in an embedded tracker) for each dataset's latest
+// published version; release channels will replace that provider later.
+//
+// The origin registers itself with SetOrigin() and AddOriginVersion() for
+// every version it holds: its entry is refreshed whenever someone announces
+// for such a version (and on Expire()), so it never goes stale while the
+// origin runs, and it comes back in AnnounceResponse::origin, never among
+// the peers.
+//
+// ParseAnnounceRequest() / AnnounceResponseJson() are the JSON contract,
+// kept apart from the HTTP plumbing (tracker_http.h) so they are testable
+// on their own.
+//
+// Thread-safety: every method of TrackerService may be called from any
+// thread. The LatestProvider is called without the service's lock held.
+#ifndef FLEETCAST_TRACKER_TRACKER_SERVICE_H_
+#define FLEETCAST_TRACKER_TRACKER_SERVICE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/error.h"
+#include "core/piece_picker.h"
+#include "core/sha256.h"
+#include "core/tracker_selection.h"
+
+namespace fleetcast::tracker {
+
+// A published version, as the tracker reports it.
+struct LatestVersion {
+  Digest root;
+  std::string label;
+  int64_t published_unix_s = 0;
+  bool operator==(const LatestVersion&) const = default;
+};
+
+// The latest published version of a dataset; nullopt when none.
+using LatestProvider =
+    std::function<std::optional<LatestVersion>(const std::string& dataset)>;
+
+enum class AnnounceEvent { kNone, kStarted, kStopped };
+
+struct AnnounceRequest {
+  uint64_t node_id = 0;
+  std::string address;  // "host:port" where peers connect
+  std::string zone;
+  std::string dataset;
+  std::optional<Digest> root;  // omitted: the dataset's latest version
+  double progress = 0;         // 0..1
+  bool complete = false;
+  uint64_t uploaded = 0;
+  uint64_t downloaded = 0;
+  std::optional<Digest> active_root;
+  AnnounceEvent event = AnnounceEvent::kNone;
+};
+
+struct AnnounceResponse {
+  int interval_s = 30;
+  std::optional<LatestVersion> latest;
+  std::optional<Digest> root;    // the version the peer list is for
+  std::vector<Announcer> peers;  // same zone first
+  std::optional<Announcer> origin;
+};
+
+// Node ids travel as 16 lowercase hex digits.
+std::string FormatNodeId(uint64_t id);
+Result<uint64_t> ParseNodeId(std::string_view text);
+
+// Parses and validates an announce body; kInvalidArgument naming the
+// offending field. Unknown fields are ignored.
+Result<AnnounceRequest> ParseAnnounceRequest(std::string_view body);
+// The response body of the contract (docs/http-api.md).
+nlohmann::json AnnounceResponseJson(const AnnounceResponse& response);
+
+// "host:port" with a non-empty host (a bracketed IPv6 literal allowed) and
+// a port in 1..65535.
+bool IsValidPeerAddress(std::string_view address);
+
+struct TrackerOptions {
+  int interval_s = 30;  // announce interval told to agents
+  // An announcer not heard from for this long is gone.
+  std::chrono::steady_clock::duration ttl = std::chrono::seconds(90);
+  SelectOptions select;  // max_peers default 30
+  uint64_t seed = 0;     // of the peer sampling Rng
+  // The clock; default std::chrono::steady_clock::now.
+  std::function<TimePoint()> now;
+};
+
+class TrackerService {
+ public:
+  TrackerService(TrackerOptions options, LatestProvider latest);
+  TrackerService(const TrackerService&) = delete;
+  TrackerService& operator=(const TrackerService&) = delete;
+
+  // Registers (or, for kStopped, removes) the announcer for its version
+  // and returns the peer list. A request without a root for a dataset that
+  // has no published version gets no peers and null latest/root.
+  AnnounceResponse Announce(const AnnounceRequest& request);
+
+  std::optional<LatestVersion> Latest(const std::string& dataset) const;
+
+  // The origin's own entry, returned as "origin" for its versions.
+  void SetOrigin(uint64_t node_id, std::string address, std::string zone);
+  // The origin holds this version (call for every version at start-up and
+  // for each new one).
+  void AddOriginVersion(const std::string& dataset, const Digest& root);
+
+  // Drops stale entries (liveness is a function of the clock anyway; this
+  // reclaims memory) and refreshes the origin's entries. Returns how many
+  // entries were dropped.
+  size_t Expire();
+
+  // Live announcers of a version, origin included.
+  std::vector<Announcer> Live(const std::string& dataset,
+                              const Digest& root) const;
+  uint64_t announces() const;
+  // Entries dropped by Expire() so far.
+  uint64_t expired() const;
+
+  const TrackerOptions& options() const { return options_; }
+
+ private:
+  TimePoint Now() const { return options_.now(); }
+  // Requires mu_.
+  void RefreshOriginLocked(const SwarmKey& key, TimePoint now);
+
+  TrackerOptions options_;
+  LatestProvider latest_;
+
+  mutable std::mutex mu_;
+  AnnounceRegistry registry_;                            // guarded by mu_
+  Rng rng_;                                              // guarded by mu_
+  std::optional<Announcer> origin_;                      // guarded by mu_
+  std::set<std::pair<std::string, Digest>> origin_has_;  // guarded by mu_
+  uint64_t announces_ = 0;                               // guarded by mu_
+  uint64_t expired_ = 0;                                 // guarded by mu_
+};
+
+}  // namespace fleetcast::tracker
+
+#endif  // FLEETCAST_TRACKER_TRACKER_SERVICE_H_

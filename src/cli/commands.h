@@ -22,6 +22,7 @@ void RegisterCheckout(CLI::App& app, Runner& run);
 void RegisterVersions(CLI::App& app, Runner& run);
 void RegisterGenerate(CLI::App& app, Runner& run);
 void RegisterDemo(CLI::App& app, Runner& run);
+void RegisterOrigin(CLI::App& app, Runner& run);
 
 }  // namespace fleetcast::cli
 

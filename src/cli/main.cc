@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   RegisterVersions(app, run);
   RegisterGenerate(app, run);
   RegisterDemo(app, run);
+  RegisterOrigin(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

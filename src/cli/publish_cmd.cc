@@ -1,13 +1,18 @@
 // fleetcast publish DIR --store STORE --dataset NAME --key KEY [--label L]
 //   [--chunk-min/avg/max SIZE] [--threads N] [--json]
+// fleetcast publish DIR --origin URL --dataset NAME --key KEY [--label L]
+//   [--streams N] [--chunk-min/avg/max SIZE] [--threads N] [--json]
+//   (remote publish: origin/remote_publish.h)
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "obs/progress.h"
+#include "origin/remote_publish.h"
 #include "store/publisher.h"
 
 namespace fleetcast::cli {
@@ -16,6 +21,8 @@ namespace {
 struct PublishArgs {
   std::string dir;
   std::string store;
+  std::string origin;  // remote publish to this origin URL
+  int streams = 4;
   std::string dataset;
   std::string key;
   std::string label;
@@ -43,26 +50,68 @@ Result<ChunkingParams> ParseChunking(const PublishArgs& a) {
   return p;
 }
 
-int RunPublish(const PublishArgs& a) {
-  auto chunking = ParseChunking(a);
-  if (!chunking) return ReportError(chunking.error());
-  auto key = LoadSigningKey(a.key);
-  if (!key) return ReportError(key.error());
+Result<PublishResult> PublishLocal(const PublishArgs& a,
+                                   const ChunkingParams& chunking,
+                                   const SigningKey& key) {
   auto store = OpenOriginStore(a.store, /*must_exist=*/false);
-  if (!store) return ReportError(store.error());
-
+  if (!store) return std::unexpected(store.error());
   ProgressBar bar("publishing");
   PublishOptions options;
   options.dataset = a.dataset;
   options.label = a.label;
-  options.chunking = *chunking;
+  options.chunking = chunking;
   options.created_unix_s = UnixNow();
   options.threads = a.threads;
   options.on_progress = [&](uint64_t done, uint64_t total) {
     bar.Update(done, total);
   };
-  auto result = Publish(a.dir, *store->chunks, *store->registry, *key, options);
+  auto result = Publish(a.dir, *store->chunks, *store->registry, key, options);
   bar.Finish();
+  return result;
+}
+
+Result<PublishResult> PublishRemote(const PublishArgs& a,
+                                    const ChunkingParams& chunking,
+                                    const SigningKey& key) {
+  std::optional<ProgressBar> hashing;
+  hashing.emplace("hashing");
+  std::optional<ProgressBar> uploading;
+  origin::RemotePublishOptions options;
+  options.origin_url = a.origin;
+  options.dataset = a.dataset;
+  options.label = a.label;
+  options.chunking = chunking;
+  options.created_unix_s = UnixNow();
+  options.threads = a.threads;
+  options.streams = a.streams;
+  options.on_hash_progress = [&](uint64_t done, uint64_t total) {
+    if (hashing) hashing->Update(done, total);
+  };
+  options.on_upload_progress = [&](uint64_t done, uint64_t total) {
+    if (hashing) {
+      hashing->Finish();
+      hashing.reset();
+    }
+    if (!uploading) uploading.emplace("uploading");
+    uploading->Update(done, total);
+  };
+  auto result = origin::RemotePublish(a.dir, key, options);
+  if (hashing) hashing->Finish();
+  if (uploading) uploading->Finish();
+  return result;
+}
+
+int RunPublish(const PublishArgs& a) {
+  if (a.store.empty() == a.origin.empty()) {
+    return ReportError(Error{ErrorCode::kInvalidArgument, "publish",
+                             "give exactly one of --store and --origin", 0});
+  }
+  auto chunking = ParseChunking(a);
+  if (!chunking) return ReportError(chunking.error());
+  auto key = LoadSigningKey(a.key);
+  if (!key) return ReportError(key.error());
+  auto result = a.origin.empty() ? PublishLocal(a, *chunking, *key)
+                                 : PublishRemote(a, *chunking, *key);
   if (!result) return ReportError(result.error());
   if (a.json) {
     nlohmann::json j = {
@@ -90,11 +139,23 @@ int RunPublish(const PublishArgs& a) {
 void RegisterPublish(CLI::App& app, Runner& run) {
   auto a = std::make_shared<PublishArgs>();
   auto* cmd = app.add_subcommand(
-      "publish", "Publish DIR as a new signed version of a dataset");
+      "publish",
+      "Publish DIR as a new signed version of a dataset, into a local store "
+      "(--store) or to a running origin (--origin)");
   cmd->add_option("dir", a->dir, "Directory to publish")
       ->required()
       ->check(CLI::ExistingDirectory);
-  cmd->add_option("--store", a->store, "Origin store directory")->required();
+  auto* store = cmd->add_option("--store", a->store, "Origin store directory");
+  auto* origin =
+      cmd->add_option("--origin", a->origin,
+                      "Publish to a running origin (http://HOST:PORT): "
+                      "uploads only the chunks it lacks");
+  store->excludes(origin);
+  origin->excludes(store);
+  cmd->add_option("--streams", a->streams,
+                  "Concurrent chunk uploads with --origin")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   cmd->add_option("--dataset", a->dataset, "Dataset name, e.g. models/ranker")
       ->required();
   cmd->add_option("--key", a->key, "Private signing key (from keygen)")

@@ -126,6 +126,8 @@ class OriginServer {
   net::awaitable<void> Shutdown();
 
   uint16_t http_port() const;
+  // The host the HTTP listener was asked to bind.
+  const std::string& listen_host() const { return options_.http.host; }
   // The peer listener's port (the HTTP port without --peer-listen).
   uint16_t peer_port() const;
   // What agents are told to connect to: "host:port".

@@ -182,8 +182,10 @@ struct OriginServer::Impl {
     return it->second;
   }
 
-  void CountEgress(const HttpResponse& r, bool chunk) {
-    if (r.status != 200 && r.status != 206) return;
+  // Counts a download's payload when its response is built (HEAD sends
+  // none).
+  void CountEgress(const HttpRequest& req, const HttpResponse& r, bool chunk) {
+    if (req.method == "HEAD" || (r.status != 200 && r.status != 206)) return;
     origin.metrics_->bytes_sent(obs::OriginProtocol::kHttp)
         .Increment(static_cast<double>(r.BodySize()));
     if (chunk) origin.metrics_->chunks_sent().Increment();
@@ -406,7 +408,7 @@ awaitable<HttpResponse> OriginServer::Impl::GetManifest(
   served->headers.Set("ETag", etag);
   served->headers.Set("Cache-Control", "public, max-age=31536000, immutable");
   served->rate_limiter = origin.up_limiter_;
-  CountEgress(*served, false);
+  CountEgress(req, *served, false);
   co_return std::move(*served);
 }
 
@@ -434,7 +436,7 @@ awaitable<HttpResponse> OriginServer::Impl::GetChunk(const HttpRequest& req) {
   if (served->status == 200) served->headers.Set("Content-Digest", digest);
   served->headers.Set("Cache-Control", "public, max-age=31536000, immutable");
   served->rate_limiter = origin.up_limiter_;
-  CountEgress(*served, true);
+  CountEgress(req, *served, true);
   co_return std::move(*served);
 }
 
@@ -470,6 +472,11 @@ awaitable<HttpResponse> OriginServer::Impl::GetFile(const HttpRequest& req) {
   };
   auto found = co_await Offload([&]() -> Result<Found> {
     auto v = origin.registry_->FindVersion(dataset, version);
+    if (!v && v.error().code == ErrorCode::kNotFound && version == "latest") {
+      auto latest = origin.registry_->Latest(dataset);
+      if (!latest) return std::unexpected(latest.error());
+      if (*latest) v = std::move(**latest);
+    }
     if (!v) return std::unexpected(v.error());
     if (v->dataset != dataset) {
       return MakeError(ErrorCode::kNotFound, version,
@@ -554,7 +561,7 @@ awaitable<HttpResponse> OriginServer::Impl::GetFile(const HttpRequest& req) {
         });
       }};
   r.rate_limiter = origin.up_limiter_;
-  CountEgress(r, false);
+  CountEgress(req, r, false);
   co_return r;
 }
 

@@ -236,6 +236,10 @@ TEST_F(OriginServerTest, LocallyPublishedVersionsAreServed) {
                          local.root.Hex().substr(0, 12) + "/files/small.txt");
   EXPECT_EQ(by_root.status, 200);
   EXPECT_EQ(by_root.body, "hello origin\n");
+  auto via_latest =
+      MustGet("/v1/datasets/models/ranker/versions/latest/files/small.txt");
+  EXPECT_EQ(via_latest.status, 200);
+  EXPECT_EQ(via_latest.body, "hello origin\n");
   auto empty = MustGet("/v1/datasets/models/ranker/versions/v1/files/empty");
   EXPECT_EQ(empty.status, 200);
   EXPECT_EQ(empty.body, "");

@@ -1,0 +1,148 @@
+#include "agent/status.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+#include <utility>
+
+namespace fleetcast::agent {
+namespace {
+
+using nlohmann::json;
+
+std::unexpected<Error> Malformed(std::string_view field,
+                                 std::string_view message) {
+  return MakeError(ErrorCode::kCorrupt, "agent status",
+                   fmt::format("{}: {}", field, message));
+}
+
+Result<std::string> GetString(const json& obj, const char* key,
+                              const std::string& where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_string()) {
+    return Malformed(where + key, "expected a string");
+  }
+  return it->get<std::string>();
+}
+
+Result<uint64_t> GetUint(const json& obj, const char* key,
+                         const std::string& where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_number_unsigned()) {
+    return Malformed(where + key, "expected a non-negative integer");
+  }
+  return it->get<uint64_t>();
+}
+
+Result<double> GetNumber(const json& obj, const char* key,
+                         const std::string& where) {
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_number()) {
+    return Malformed(where + key, "expected a number");
+  }
+  return it->get<double>();
+}
+
+#define FC_ASSIGN(lhs, expr)                         \
+  do {                                               \
+    auto fc_r = (expr);                              \
+    if (!fc_r) return std::unexpected(fc_r.error()); \
+    lhs = std::move(*fc_r);                          \
+  } while (0)
+
+Result<DatasetStatus> ParseDataset(const json& d, const std::string& where) {
+  if (!d.is_object()) return Malformed(where, "expected an object");
+  DatasetStatus out;
+  std::string w = where + ".";
+  FC_ASSIGN(out.name, GetString(d, "name", w));
+  auto active = d.find("active");
+  if (active != d.end() && !active->is_null()) {
+    if (!active->is_object()) return Malformed(w + "active", "not an object");
+    StatusVersion v;
+    FC_ASSIGN(v.root, GetString(*active, "root", w + "active."));
+    FC_ASSIGN(v.label, GetString(*active, "label", w + "active."));
+    out.active = std::move(v);
+  }
+  auto staging = d.find("staging");
+  if (staging != d.end() && !staging->is_null()) {
+    if (!staging->is_object()) {
+      return Malformed(w + "staging", "not an object");
+    }
+    std::string ws = w + "staging.";
+    StagingStatus s;
+    FC_ASSIGN(s.root, GetString(*staging, "root", ws));
+    FC_ASSIGN(s.label, GetString(*staging, "label", ws));
+    FC_ASSIGN(s.have_chunks, GetUint(*staging, "have_chunks", ws));
+    FC_ASSIGN(s.chunks, GetUint(*staging, "chunks", ws));
+    FC_ASSIGN(s.have_bytes, GetUint(*staging, "have_bytes", ws));
+    FC_ASSIGN(s.bytes, GetUint(*staging, "bytes", ws));
+    out.staging = std::move(s);
+  }
+  uint64_t peers = 0;
+  FC_ASSIGN(peers, GetUint(d, "peers", w));
+  if (peers > UINT32_MAX) return Malformed(w + "peers", "too large");
+  out.peers = static_cast<uint32_t>(peers);
+  FC_ASSIGN(out.rate_down_bps, GetNumber(d, "rate_down_bps", w));
+  FC_ASSIGN(out.rate_up_bps, GetNumber(d, "rate_up_bps", w));
+  FC_ASSIGN(out.bytes_from_peers, GetUint(d, "bytes_from_peers", w));
+  FC_ASSIGN(out.bytes_from_origin, GetUint(d, "bytes_from_origin", w));
+  return out;
+}
+
+}  // namespace
+
+json ToJson(const AgentStatus& s) {
+  json datasets = json::array();
+  for (const DatasetStatus& d : s.datasets) {
+    json active = nullptr;
+    if (d.active) {
+      active = {{"root", d.active->root}, {"label", d.active->label}};
+    }
+    json staging = nullptr;
+    if (d.staging) {
+      staging = {{"root", d.staging->root},
+                 {"label", d.staging->label},
+                 {"have_chunks", d.staging->have_chunks},
+                 {"chunks", d.staging->chunks},
+                 {"have_bytes", d.staging->have_bytes},
+                 {"bytes", d.staging->bytes},
+                 {"progress", d.staging->progress()}};
+    }
+    datasets.push_back({{"name", d.name},
+                        {"active", std::move(active)},
+                        {"staging", std::move(staging)},
+                        {"peers", d.peers},
+                        {"rate_down_bps", d.rate_down_bps},
+                        {"rate_up_bps", d.rate_up_bps},
+                        {"bytes_from_peers", d.bytes_from_peers},
+                        {"bytes_from_origin", d.bytes_from_origin}});
+  }
+  return {{"node_id", s.node_id},
+          {"zone", s.zone},
+          {"address", s.address},
+          {"datasets", std::move(datasets)}};
+}
+
+Result<AgentStatus> ParseAgentStatus(std::string_view body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Malformed("body", "not JSON");
+  if (!j.is_object()) return Malformed("body", "expected a JSON object");
+  AgentStatus out;
+  FC_ASSIGN(out.node_id, GetString(j, "node_id", ""));
+  FC_ASSIGN(out.zone, GetString(j, "zone", ""));
+  FC_ASSIGN(out.address, GetString(j, "address", ""));
+  auto datasets = j.find("datasets");
+  if (datasets == j.end() || !datasets->is_array()) {
+    return Malformed("datasets", "expected an array");
+  }
+  for (size_t i = 0; i < datasets->size(); ++i) {
+    DatasetStatus d;
+    FC_ASSIGN(d, ParseDataset((*datasets)[i], fmt::format("datasets[{}]", i)));
+    out.datasets.push_back(std::move(d));
+  }
+  return out;
+}
+
+#undef FC_ASSIGN
+
+}  // namespace fleetcast::agent

@@ -1,0 +1,75 @@
+#include "agent/status.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace fleetcast::agent {
+namespace {
+
+using nlohmann::json;
+
+AgentStatus Sample() {
+  AgentStatus s;
+  s.node_id = "0123456789abcdef";
+  s.zone = "z1";
+  s.address = "127.0.0.1:4100";
+  DatasetStatus a;
+  a.name = "models/ranker";
+  a.active = StatusVersion{std::string(64, 'a'), "v1"};
+  a.staging = StagingStatus{std::string(64, 'b'), "v2", 3, 4, 300, 400};
+  a.peers = 5;
+  a.rate_down_bps = 1.5e6;
+  a.rate_up_bps = 2e5;
+  a.bytes_from_peers = 1000;
+  a.bytes_from_origin = 24;
+  DatasetStatus b;
+  b.name = "empty";
+  s.datasets = {a, b};
+  return s;
+}
+
+TEST(AgentStatusTest, RendersTheContract) {
+  json j = ToJson(Sample());
+  EXPECT_EQ(j["node_id"], "0123456789abcdef");
+  EXPECT_EQ(j["zone"], "z1");
+  EXPECT_EQ(j["address"], "127.0.0.1:4100");
+  ASSERT_EQ(j["datasets"].size(), 2u);
+  const json& d = j["datasets"][0];
+  EXPECT_EQ(d["name"], "models/ranker");
+  EXPECT_EQ(d["active"]["label"], "v1");
+  EXPECT_EQ(d["staging"]["have_chunks"], 3);
+  EXPECT_EQ(d["staging"]["bytes"], 400);
+  EXPECT_DOUBLE_EQ(d["staging"]["progress"].get<double>(), 0.75);
+  EXPECT_EQ(d["peers"], 5);
+  EXPECT_EQ(d["bytes_from_origin"], 24);
+  EXPECT_TRUE(j["datasets"][1]["active"].is_null());
+  EXPECT_TRUE(j["datasets"][1]["staging"].is_null());
+}
+
+TEST(AgentStatusTest, RoundTrips) {
+  auto parsed = ParseAgentStatus(ToJson(Sample()).dump());
+  ASSERT_TRUE(parsed) << parsed.error().ToString();
+  EXPECT_EQ(*parsed, Sample());
+}
+
+TEST(AgentStatusTest, MalformedIsAnErrorNamingTheField) {
+  EXPECT_FALSE(ParseAgentStatus("nope"));
+  EXPECT_FALSE(ParseAgentStatus("[]"));
+  json j = ToJson(Sample());
+  j["datasets"][0]["staging"]["bytes"] = -1;
+  auto r = ParseAgentStatus(j.dump());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kCorrupt);
+  EXPECT_NE(r.error().message.find("datasets[0].staging.bytes"),
+            std::string::npos)
+      << r.error().message;
+  j = ToJson(Sample());
+  j["datasets"][1].erase("peers");
+  r = ParseAgentStatus(j.dump());
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("datasets[1].peers"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fleetcast::agent

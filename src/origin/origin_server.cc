@@ -115,6 +115,13 @@ Result<FileRegion> OpenChunk(const ChunkStore& store, const Digest& hash,
   return FileRegion{std::move(file), skip, length - skip};
 }
 
+// The runtime's shutdown stage (a coroutine taking its state by value, so
+// nothing refers to a lambda's captures).
+awaitable<void> ShutdownStage(
+    std::shared_ptr<std::atomic<OriginServer*>> self) {
+  if (OriginServer* o = self->load()) co_await o->Shutdown();
+}
+
 std::string FormatAddress(const std::string& host, uint16_t port) {
   if (host.find(':') != std::string::npos) {
     return fmt::format("[{}]:{}", host, port);
@@ -260,7 +267,7 @@ OriginServer::OriginServer(net::IoRuntime& runtime, OriginOptions options)
   }
 }
 
-OriginServer::~OriginServer() = default;
+OriginServer::~OriginServer() { self_->store(nullptr); }
 
 void OriginServer::SetPeerHandler(net::PeerConnectionHandler handler) {
   peer_handler_ = std::move(handler);
@@ -284,7 +291,8 @@ Status OriginServer::Start() {
   started_ = true;
   tracker_->SetOrigin(node_id_, advertised_address(), options_.zone);
   expiry_->Start();
-  runtime_.AddShutdownStage("origin", [this] { return Shutdown(); });
+  runtime_.AddShutdownStage("origin",
+                            [self = self_] { return ShutdownStage(self); });
   return {};
 }
 

@@ -32,6 +32,7 @@
 #ifndef FLEETCAST_ORIGIN_ORIGIN_SERVER_H_
 #define FLEETCAST_ORIGIN_ORIGIN_SERVER_H_
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -161,6 +162,10 @@ class OriginServer {
   std::vector<VersionPublished> on_published_;
   std::unique_ptr<Impl> impl_;
   bool started_ = false;
+  // What the runtime's shutdown stage refers to; cleared by the destructor
+  // so a stage outliving the server does nothing.
+  std::shared_ptr<std::atomic<OriginServer*>> self_ =
+      std::make_shared<std::atomic<OriginServer*>>(this);
 };
 
 }  // namespace fleetcast::origin

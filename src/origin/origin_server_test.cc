@@ -3,9 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/write.hpp>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 #include <unordered_set>
 
 #include "core/manifest_codec.h"
@@ -468,6 +472,62 @@ TEST_F(OriginServerTest, TrustedKeysGateRemotePublish) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::kSignature);
   EXPECT_EQ(origin_->chunks_received(), 0u);
+}
+
+// Connects to 127.0.0.1:port, sends the peer preface and waits until the
+// handler saw it.
+bool PeerHandshakeReaches(net::IoRuntime& rt, uint16_t port,
+                          std::atomic<int>& handed_off) {
+  const int before = handed_off.load();
+  boost::asio::ip::tcp::socket sock(rt.io());
+  boost::system::error_code ec;
+  sock.connect({boost::asio::ip::make_address("127.0.0.1"), port}, ec);
+  if (ec) return false;
+  boost::asio::write(sock, boost::asio::buffer(net::kPeerPreface), ec);
+  if (ec) return false;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (handed_off.load() == before) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+TEST_F(OriginServerTest, PeerHandlerOnTheHttpPortOrOnPeerListen) {
+  std::atomic<int> handed_off{0};
+  std::string initial;
+  auto handler = [&](boost::asio::ip::tcp::socket socket, std::string bytes) {
+    initial = bytes;
+    boost::system::error_code ec;
+    socket.close(ec);
+    ++handed_off;
+  };
+  {
+    OriginOptions options;
+    options.store_dir = store_;
+    options.advertise = "origin.example:4000";
+    auto o = OriginServer::Create(rt_, options);
+    ASSERT_TRUE(o) << o.error().ToString();
+    (*o)->SetPeerHandler(handler);
+    ASSERT_TRUE((*o)->Start());
+    rt_.Start();
+    EXPECT_EQ((*o)->peer_port(), (*o)->http_port());
+    EXPECT_EQ((*o)->advertised_address(), "origin.example:4000");
+    EXPECT_TRUE(PeerHandshakeReaches(rt_, (*o)->http_port(), handed_off));
+    EXPECT_EQ(initial, std::string(net::kPeerPreface));
+    rt_.BlockOn((*o)->Shutdown());
+  }
+  OriginOptions options;
+  options.peer_listen = net::HttpServerOptions{};
+  StartServer(options);
+  EXPECT_NE(origin_->peer_port(), origin_->http_port());
+  EXPECT_EQ(origin_->advertised_address(),
+            "127.0.0.1:" + std::to_string(origin_->peer_port()));
+  // No handler set: the peer port only answers HTTP 404s.
+  auto r = net::HttpGetBlocking(
+      "http://127.0.0.1:" + std::to_string(origin_->peer_port()) + "/healthz");
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->status, 404);
 }
 
 TEST(NextLabelAfter, FollowsTheRegistryRule) {

@@ -6,10 +6,18 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 
 #include "core/manifest_codec.h"
 #include "core/path_rules.h"
@@ -166,8 +174,15 @@ struct OriginServer::Impl {
   prometheus::Counter& bytes_received;
   prometheus::Counter& versions_published;
 
+  boost::asio::strand<net::IoRuntime::Executor> poll_strand{
+      boost::asio::make_strand(origin.runtime_.executor())};
+  boost::asio::steady_timer poll_timer{poll_strand};
+  std::atomic<bool> poll_stopping{false};
+  std::atomic<bool> poll_running{false};
+
   std::mutex mu;
   std::map<std::string, tracker::LatestVersion> latest;  // guarded by mu
+  std::set<Digest> known;  // versions the tracker knows; guarded by mu
   // Most recently used first.
   std::list<std::pair<Digest, std::shared_ptr<const Manifest>>>
       manifests;  // guarded by mu
@@ -177,10 +192,38 @@ struct OriginServer::Impl {
     return origin.runtime_.OffloadToWorkers(std::move(f));
   }
 
-  void SetLatest(const VersionRecord& v) {
-    std::lock_guard lock(mu);
-    latest[v.dataset] =
-        tracker::LatestVersion{v.root, v.label, v.published_unix_s};
+  // Records a version the origin holds (the dataset's latest, since
+  // versions are learned in publication order) unless it is known already;
+  // true when it was new.
+  bool Learn(const VersionRecord& v) {
+    {
+      std::lock_guard lock(mu);
+      if (!known.insert(v.root).second) return false;
+      latest[v.dataset] =
+          tracker::LatestVersion{v.root, v.label, v.published_unix_s};
+    }
+    origin.tracker_->AddOriginVersion(v.dataset, v.root);
+    return true;
+  }
+  void Published(const VersionRecord& v) {
+    if (!Learn(v)) return;
+    for (const auto& cb : origin.on_published_) cb(v);
+  }
+
+  // Re-reads the registry every registry_poll_period until stopped.
+  awaitable<void> PollRegistry() {
+    const auto period = origin.options_.registry_poll_period;
+    while (!poll_stopping.load()) {
+      poll_timer.expires_after(period);
+      co_await poll_timer.async_wait(
+          boost::asio::as_tuple(boost::asio::use_awaitable));
+      if (poll_stopping.load()) break;
+      auto list = co_await Offload(
+          [this] { return origin.registry_->ListVersions(std::nullopt); });
+      if (!list) continue;  // try again next period
+      for (const auto& v : *list) Published(v);
+    }
+    poll_running.store(false);
   }
   std::optional<tracker::LatestVersion> Latest(const std::string& dataset) {
     std::lock_guard lock(mu);
@@ -226,10 +269,7 @@ Result<std::unique_ptr<OriginServer>> OriginServer::Create(
       [impl](const std::string& dataset) { return impl->Latest(dataset); });
   auto versions = o->registry_->ListVersions(std::nullopt);
   if (!versions) return std::unexpected(versions.error());
-  for (const auto& v : *versions) {  // by dataset, oldest first
-    impl->SetLatest(v);
-    o->tracker_->AddOriginVersion(v.dataset, v.root);
-  }
+  for (const auto& v : *versions) impl->Learn(v);  // oldest first
   o->expiry_ = std::make_unique<tracker::ExpiryLoop>(
       runtime, *o->tracker_, o->options_.tracker_expiry_period);
 
@@ -291,6 +331,11 @@ Status OriginServer::Start() {
   started_ = true;
   tracker_->SetOrigin(node_id_, advertised_address(), options_.zone);
   expiry_->Start();
+  if (options_.registry_poll_period.count() > 0) {
+    impl_->poll_running.store(true);
+    boost::asio::co_spawn(impl_->poll_strand, impl_->PollRegistry(),
+                          boost::asio::detached);
+  }
   runtime_.AddShutdownStage("origin",
                             [self = self_] { return ShutdownStage(self); });
   return {};
@@ -298,6 +343,15 @@ Status OriginServer::Start() {
 
 net::awaitable<void> OriginServer::Shutdown() {
   expiry_->Stop();
+  // Stop the registry poll and wait for it (it may be in a worker call).
+  impl_->poll_stopping.store(true);
+  boost::asio::post(impl_->poll_strand,
+                    [impl = impl_.get()] { impl->poll_timer.cancel(); });
+  boost::asio::steady_timer wait(co_await boost::asio::this_coro::executor);
+  while (impl_->poll_running.load()) {
+    wait.expires_after(std::chrono::milliseconds(5));
+    co_await wait.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  }
   if (peer_http_) co_await peer_http_->Shutdown(options_.shutdown_grace);
   co_await http_->Shutdown(options_.shutdown_grace);
 }
@@ -728,10 +782,8 @@ awaitable<HttpResponse> OriginServer::Impl::Commit(const HttpRequest& req) {
     co_return HttpResponse::Json(409, j);
   }
   const VersionRecord& v = *committed->record;
-  SetLatest(v);
-  origin.tracker_->AddOriginVersion(v.dataset, v.root);
   versions_published.Increment();
-  for (const auto& cb : origin.on_published_) cb(v);
+  Published(v);
   json out;
   out["root"] = v.root.Hex();
   out["label"] = v.label;

@@ -83,6 +83,10 @@ struct OriginOptions {
   uint64_t node_id = 0;  // 0: random
   tracker::TrackerOptions tracker;
   std::chrono::milliseconds tracker_expiry_period{5000};
+  // How often the registry is re-read for versions published behind the
+  // server's back (`fleetcast publish --store` into its store): they join
+  // the tracker and fire OnVersionPublished. 0: never.
+  std::chrono::milliseconds registry_poll_period{5000};
   std::chrono::milliseconds shutdown_grace{5000};
   // Null: the server makes its own.
   std::shared_ptr<obs::OriginMetrics> metrics;
@@ -114,8 +118,11 @@ class OriginServer {
   // Installed on the peer listener when there is one, else on the HTTP
   // port.
   void SetPeerHandler(net::PeerConnectionHandler handler);
-  // Called (on an io thread, must not block) after a remote publish
-  // committed a version: the record as stored in the registry.
+  // Called (on an io thread, must not block) once per new version: after
+  // a remote publish committed it, or when the registry poll finds one
+  // published into the store directly. The record as stored in the
+  // registry. Versions present at Create() are not reported (the seeder
+  // reads them from registry()).
   using VersionPublished = std::function<void(const VersionRecord&)>;
   void OnVersionPublished(VersionPublished callback);
 

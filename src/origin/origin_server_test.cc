@@ -474,6 +474,60 @@ TEST_F(OriginServerTest, TrustedKeysGateRemotePublish) {
   EXPECT_EQ(origin_->chunks_received(), 0u);
 }
 
+TEST_F(OriginServerTest, VersionsPublishedIntoTheStoreDirectlyAreFound) {
+  OriginOptions options;
+  options.registry_poll_period = 20ms;
+  StartServer(std::move(options));
+  auto chunks = ChunkStore::Open(store_);
+  auto registry = Registry::Open(store_ + "/store.sqlite");
+  ASSERT_TRUE(chunks && registry);
+  PublishOptions po;
+  po.dataset = kDataset;
+  po.chunking = SmallChunking();
+  auto local = Publish(tree_, **chunks, **registry, key_, po);
+  ASSERT_TRUE(local) << local.error().ToString();
+
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (!published_.empty()) break;
+    }
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+        << "the registry poll did not report the version";
+    std::this_thread::yield();
+  }
+  {
+    std::lock_guard lock(mu_);
+    ASSERT_EQ(published_.size(), 1u);
+    EXPECT_EQ(published_[0].root, local->root);
+  }
+  auto latest = origin_->tracker().Latest(kDataset);
+  ASSERT_TRUE(latest);
+  EXPECT_EQ(latest->root, local->root);
+  auto live = origin_->tracker().Live(kDataset, local->root);
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_TRUE(live[0].is_origin);
+
+  // A remote publish is reported once, whichever path learns it first.
+  auto remote = RemotePublish(tree_, key_, RemoteOptions());
+  ASSERT_TRUE(remote) << remote.error().ToString();
+  const auto deadline2 = std::chrono::steady_clock::now() + 10s;
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (published_.size() >= 2) break;
+    }
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline2);
+    std::this_thread::yield();
+  }
+  // Let a few more polls run: still two.
+  const auto until = std::chrono::steady_clock::now() + 100ms;
+  while (std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  std::lock_guard lock(mu_);
+  EXPECT_EQ(published_.size(), 2u);
+}
+
 // Connects to 127.0.0.1:port, sends the peer preface and waits until the
 // handler saw it.
 bool PeerHandshakeReaches(net::IoRuntime& rt, uint16_t port,

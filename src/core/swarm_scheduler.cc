@@ -340,14 +340,15 @@ SwarmActions SwarmScheduler::OnChunkCorrupt(ChunkIndex index, PeerId from,
 }
 
 SwarmActions SwarmScheduler::OnRejected(ChunkIndex index, PeerId from,
-                                        RejectReason reason, TimePoint now) {
+                                        SwarmRejectReason reason,
+                                        TimePoint now) {
   SwarmActions out;
   auto it = peers_.find(from);
   if (it == peers_.end() || index >= chunk_count()) return out;
   PeerState& p = it->second;
   ++stats_.rejects;
   if (EraseRequest(p, index)) picker_->Release(from, index);
-  if (reason == RejectReason::kBusy) {
+  if (reason == SwarmRejectReason::kBusy) {
     p.backoff_until = now + options_.busy_backoff;
     p.slow_start = false;
     p.window = std::max(double(options_.min_window_bytes), p.window / 2);

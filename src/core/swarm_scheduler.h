@@ -71,7 +71,7 @@ enum class DisconnectReason {
 };
 std::string_view DisconnectReasonName(DisconnectReason reason);
 
-enum class RejectReason {
+enum class SwarmRejectReason {
   kBusy,     // the peer's upload queue is full: back off
   kUnknown,  // the peer does not hold the chunk (any more)
 };
@@ -189,8 +189,8 @@ class SwarmScheduler {
   SwarmActions OnLocalChunk(ChunkIndex index, TimePoint now);
   // Hash mismatch: the peer is banned and disconnected, the chunk re-queued.
   SwarmActions OnChunkCorrupt(ChunkIndex index, PeerId from, TimePoint now);
-  SwarmActions OnRejected(ChunkIndex index, PeerId from, RejectReason reason,
-                          TimePoint now);
+  SwarmActions OnRejected(ChunkIndex index, PeerId from,
+                          SwarmRejectReason reason, TimePoint now);
   // Timer: request timeouts, backoffs ending, bans expiring.
   SwarmActions OnTick(TimePoint now);
   // When OnTick must be called next; nullopt when nothing is pending.

@@ -331,7 +331,7 @@ TEST(SwarmSchedulerTest, RejectUnknownMovesChunkToAnotherPeer) {
   ASSERT_EQ(a, (SwarmActions{RequestAction{1, {0}}}));
   s.AddPeer({2, "a", true, false}, kT0);
   EXPECT_TRUE(s.OnBitfield(2, all, kT0).empty());  // in flight to 1
-  a = s.OnRejected(0, 1, RejectReason::kUnknown, kT0);
+  a = s.OnRejected(0, 1, SwarmRejectReason::kUnknown, kT0);
   EXPECT_EQ(a, (SwarmActions{RequestAction{2, {0}}}));
   EXPECT_EQ(s.Peer(1)->chunks_held, 0u);
   a = s.OnChunkVerified(0, 2, kLen, kT0 + 10ms);
@@ -350,7 +350,7 @@ TEST(SwarmSchedulerTest, RejectBusyBacksOff) {
   auto a = s.OnBitfield(1, ChunkBitset(4, true), kT0);
   ASSERT_EQ(a.size(), 1u);
   auto sent = std::get<RequestAction>(a[0]).indices;
-  for (ChunkIndex i : sent) s.OnRejected(i, 1, RejectReason::kBusy, kT0);
+  for (ChunkIndex i : sent) s.OnRejected(i, 1, SwarmRejectReason::kBusy, kT0);
   EXPECT_EQ(s.Peer(1)->in_flight_count, 0u);
   EXPECT_EQ(s.NextDeadline(), kT0 + 500ms);
   EXPECT_TRUE(s.OnTick(kT0 + 100ms).empty());

@@ -92,8 +92,15 @@ class IoRuntime {
   // Runs `f` (a blocking function) on the worker pool and resumes the
   // calling coroutine on its own executor with f's return value. `f` must
   // not throw: report failures through its Result.
+  //
+  // `f` must be trivially destructible: capture by reference to locals of
+  // the awaiting coroutine's frame (they outlive the call). GCC 12 releases
+  // non-trivial by-value coroutine arguments twice (a shared_ptr capture
+  // was freed while still in use), so the rule is enforced here.
   template <typename F, typename R = std::invoke_result_t<F&>>
   awaitable<R> OffloadToWorkers(F f) {
+    static_assert(std::is_trivially_destructible_v<F>,
+                  "capture by reference (see above)");
     if constexpr (std::is_void_v<R>) {
       co_await boost::asio::co_spawn(
           workers_.get_executor(),

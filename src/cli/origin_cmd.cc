@@ -8,6 +8,7 @@
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "origin/origin_process.h"
+#include "origin/origin_seeder.h"
 
 namespace fleetcast::cli {
 namespace {
@@ -48,8 +49,13 @@ int RunOrigin(const OriginArgs& a) {
 
   auto process = origin::OriginProcess::Create(std::move(options));
   if (!process) return ReportError(process.error());
-  // The swarm seeder attaches here: (*process)->origin().SetPeerHandler(...)
-  // and OnVersionPublished(...), before Run().
+  origin::OriginSeederOptions seeding;
+  seeding.rate_up_bytes_per_s = *rate;
+  seeding.zone = a.zone;
+  seeding.rng_seed = std::random_device{}();
+  auto seeder = origin::OriginSeeder::Attach((*process)->runtime(),
+                                             (*process)->origin(), seeding);
+  if (!seeder) return ReportError(seeder.error());
   if (auto st = (*process)->Run(stdout); !st) return ReportError(st.error());
   return kExitOk;
 }

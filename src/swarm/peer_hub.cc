@@ -24,6 +24,14 @@ using asio::ip::tcp;
 using boost::system::error_code;
 using net::PeerConnection;
 
+NodeId PeerNodeId(uint64_t node_id) {
+  NodeId id{};
+  for (int i = 0; i < 8; ++i) {
+    id[i] = static_cast<uint8_t>(node_id >> (56 - 8 * i));
+  }
+  return id;
+}
+
 std::string PeerAddress::HostPort() const {
   if (host.find(':') != std::string::npos) {
     return "[" + host + "]:" + std::to_string(port);
@@ -156,6 +164,9 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
   std::map<Digest, std::unique_ptr<SwarmState>> swarms;
   std::set<std::shared_ptr<Conn>> conns;  // every live connection
   std::map<PeerId, TimePoint> bans;
+  // Addresses of banned peers: not dialed until then (a peer that breaks
+  // the protocol before HELLO has no id, and one could change its id).
+  std::map<std::string, TimePoint> banned_addresses;
 
   mutable std::mutex snap_mu;
   std::map<Digest, SwarmSnapshot> snaps;          // guarded by snap_mu
@@ -302,6 +313,9 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
       for (auto it = bans.begin(); it != bans.end();) {
         it = it->second <= now ? bans.erase(it) : std::next(it);
       }
+      for (auto it = banned_addresses.begin(); it != banned_addresses.end();) {
+        it = it->second <= now ? banned_addresses.erase(it) : std::next(it);
+      }
       for (auto& [root, s] : swarms) {
         if (s->sched) {
           auto deadline = s->sched->NextDeadline();
@@ -314,6 +328,15 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
       }
     }
     ticking = false;
+  }
+
+  // Bans the peer of `c` (by id once known, and by address) and counts it.
+  void Ban(const std::shared_ptr<Conn>& c, TimePoint now) {
+    TimePoint until = now + opts.ban_duration;
+    if (c->id != 0) bans[c->id] = until;
+    if (!c->dial_address.empty()) banned_addresses[c->dial_address] = until;
+    counters.bans.fetch_add(1);
+    if (opts.observer.peer_banned) opts.observer.peer_banned();
   }
 
   bool Banned(PeerId id, TimePoint now) const {
@@ -330,6 +353,10 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
     for (auto& [key, d] : s.dials) {
       if (busy >= opts.max_peers) break;
       if (d.dialing || d.connected || d.next_try > now) continue;
+      if (auto b = banned_addresses.find(key);
+          b != banned_addresses.end() && b->second > now) {
+        continue;
+      }
       d.dialing = true;
       ++busy;
       asio::co_spawn(
@@ -519,7 +546,8 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
     }
     c->registered = true;
     s->peers[c->id] = c;
-    counters.peers_connected.fetch_add(1);
+    uint64_t open = counters.peers_connected.fetch_add(1) + 1;
+    if (opts.observer.peers_changed) opts.observer.peers_changed(open);
     if (auto it = s->dials.find(c->dial_address); it != s->dials.end()) {
       it->second.connected = true;
       it->second.dialing = false;
@@ -550,7 +578,8 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
     auto it = s.peers.find(c->id);
     if (it == s.peers.end() || it->second != c) return;
     s.peers.erase(it);
-    counters.peers_connected.fetch_sub(1);
+    uint64_t open = counters.peers_connected.fetch_sub(1) - 1;
+    if (opts.observer.peers_changed) opts.observer.peers_changed(open);
     TimePoint now = Now();
     if (s.sched) Apply(s, s.sched->RemovePeer(c->id, now));
     s.upload.RemovePeer(c->id);
@@ -666,8 +695,8 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
     }
     if (outcome.corrupt) {
       counters.hash_mismatches.fetch_add(1);
-      counters.bans.fetch_add(1);
-      bans[c->id] = now + opts.ban_duration;
+      if (opts.observer.hash_mismatch) opts.observer.hash_mismatch();
+      Ban(c, now);
       spdlog::warn("peer {} sent chunk {} of {} with a wrong hash: banned",
                    c->link->remote_address, index, root.ShortHex());
       if (s->sched) Apply(*s, s->sched->OnChunkCorrupt(index, c->id, now));
@@ -688,6 +717,9 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
         counters.bytes_from_peers.fetch_add(len);
         std::lock_guard lock(snap_mu);
         bytes_by_zone[c->zone] += len;
+      }
+      if (opts.observer.chunk_received) {
+        opts.observer.chunk_received(c->is_origin, c->zone, len);
       }
     } else {
       counters.bytes_duplicate.fetch_add(len);
@@ -714,10 +746,7 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
   void Handle(const std::shared_ptr<Conn>& c, Closed& e) {
     if (e.error && e.error->code == ErrorCode::kPeerProtocol) {
       counters.protocol_violations.fetch_add(1);
-      if (c->id != 0) {
-        bans[c->id] = Now() + opts.ban_duration;
-        counters.bans.fetch_add(1);
-      }
+      Ban(c, Now());
       spdlog::warn("peer {}: {}", c->link->remote_address, e.error->ToString());
     }
     if (SwarmState* s = Find(c->root)) {
@@ -785,6 +814,7 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
     if (ok) {
       uint64_t len = (*s.lengths)[index];
       counters.bytes_sent.fetch_add(len);
+      if (opts.observer.chunk_sent) opts.observer.chunk_sent(len);
       counters.chunks_sent.fetch_add(1);
       s.bytes_up += len;
       if (s.seeder) SendOffers(s, s.seeder->OnSent(peer, index));
@@ -829,8 +859,9 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
         auto it = s.peers.find(d->peer);
         if (it == s.peers.end()) continue;
         auto c = it->second;
-        if (d->reason == DisconnectReason::kCorruptChunk) {
-          bans[c->id] = now + opts.ban_duration;
+        if (d->reason == DisconnectReason::kCorruptChunk &&
+            !Banned(c->id, now)) {
+          Ban(c, now);
         }
         c->link->Close(GoodbyeReason::kProtocolError,
                        std::string(DisconnectReasonName(d->reason)));

@@ -76,6 +76,25 @@ struct PeerAddress {
 };
 Result<PeerAddress> ParsePeerAddress(std::string_view host_port);
 
+// Optional callbacks for metrics, run on the hub's strand: keep them cheap
+// and non-blocking.
+struct PeerHubObserver {
+  // A verified chunk of `bytes` arrived from a peer in `zone` (or the
+  // origin); duplicates are not reported.
+  std::function<void(bool from_origin, const std::string& zone, uint64_t bytes)>
+      chunk_received;
+  // A chunk of `bytes` was fully written to a peer's connection.
+  std::function<void(uint64_t bytes)> chunk_sent;
+  std::function<void()> hash_mismatch;
+  std::function<void()> peer_banned;
+  // Open connections of the process changed to `count`.
+  std::function<void(uint64_t count)> peers_changed;
+};
+
+// The 16-byte peer-protocol node id of a control-plane (64-bit) node id:
+// big-endian in the first 8 bytes, zeros after.
+NodeId PeerNodeId(uint64_t node_id);
+
 struct PeerHubOptions {
   NodeId node_id{};
   std::string zone;
@@ -94,6 +113,7 @@ struct PeerHubOptions {
   UploadPolicyOptions upload;
   SuperSeedOptions super_seed{8};
   PeerLimits limits = DefaultLimits();
+  PeerHubObserver observer;
 
   static PeerLimits DefaultLimits() {
     PeerLimits l;

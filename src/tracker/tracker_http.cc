@@ -1,5 +1,7 @@
 #include "tracker/tracker_http.h"
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -17,6 +19,18 @@ using net::awaitable;
 using net::HttpRequest;
 using net::HttpResponse;
 
+std::string ResolveUnspecifiedHost(const std::string& address,
+                                   std::string_view remote) {
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return address;
+  std::string_view host(address.data(), colon);
+  if (host != "0.0.0.0" && host != "[::]") return address;
+  size_t remote_colon = remote.rfind(':');
+  if (remote_colon == std::string::npos || remote_colon == 0) return address;
+  return fmt::format("{}{}", remote.substr(0, remote_colon),
+                     address.substr(colon));
+}
+
 Status AddTrackerRoutes(net::HttpServer& server, TrackerService& tracker) {
   auto st = server.Route(
       "POST", "/v1/announce",
@@ -26,6 +40,7 @@ Status AddTrackerRoutes(net::HttpServer& server, TrackerService& tracker) {
           co_return HttpResponse::ErrorJson(400, request.error().ToString(),
                                             "invalid_argument");
         }
+        request->address = ResolveUnspecifiedHost(request->address, req.remote);
         co_return HttpResponse::Json(
             200, AnnounceResponseJson(tracker.Announce(*request)));
       },

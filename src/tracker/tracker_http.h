@@ -26,6 +26,13 @@
 namespace fleetcast::tracker {
 
 // `tracker` must outlive the server's handlers.
+// An announced address whose host is unspecified (0.0.0.0 or [::], an
+// agent listening on every interface without --advertise) takes the host
+// the announce came from (`remote`, "ip:port" or "[v6]:port"), as
+// BitTorrent trackers do. Other addresses are returned unchanged.
+std::string ResolveUnspecifiedHost(const std::string& address,
+                                   std::string_view remote);
+
 Status AddTrackerRoutes(net::HttpServer& server, TrackerService& tracker);
 
 // Calls tracker.Expire() every `period` on the runtime's event loop, from

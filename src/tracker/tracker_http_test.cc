@@ -169,3 +169,21 @@ TEST_F(TrackerHttpTest, ExpiryLoopDropsSilentNodes) {
 
 }  // namespace
 }  // namespace fleetcast::tracker
+
+namespace fleetcast::tracker {
+namespace {
+
+TEST(ResolveUnspecifiedHostTest, UnspecifiedHostTakesTheAnnouncersAddress) {
+  EXPECT_EQ(ResolveUnspecifiedHost("0.0.0.0:4100", "10.1.2.3:55555"),
+            "10.1.2.3:4100");
+  EXPECT_EQ(ResolveUnspecifiedHost("[::]:4100", "[fd00::7]:40000"),
+            "[fd00::7]:4100");
+  EXPECT_EQ(ResolveUnspecifiedHost("10.0.0.9:4100", "10.1.2.3:55555"),
+            "10.0.0.9:4100");
+  EXPECT_EQ(ResolveUnspecifiedHost("node7.example:4100", "10.1.2.3:1"),
+            "node7.example:4100");
+  EXPECT_EQ(ResolveUnspecifiedHost("0.0.0.0:4100", ""), "0.0.0.0:4100");
+}
+
+}  // namespace
+}  // namespace fleetcast::tracker

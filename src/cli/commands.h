@@ -23,6 +23,8 @@ void RegisterVersions(CLI::App& app, Runner& run);
 void RegisterGenerate(CLI::App& app, Runner& run);
 void RegisterDemo(CLI::App& app, Runner& run);
 void RegisterOrigin(CLI::App& app, Runner& run);
+void RegisterAgent(CLI::App& app, Runner& run);
+void RegisterGet(CLI::App& app, Runner& run);
 
 }  // namespace fleetcast::cli
 

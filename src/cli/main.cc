@@ -1,6 +1,8 @@
 // fleetcast: one binary, many subcommands. Parsing and exit codes live
 // here; each subcommand is registered from its own file.
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <exception>
@@ -10,6 +12,8 @@
 
 int main(int argc, char** argv) {
   using namespace fleetcast::cli;
+  // Logs go to stderr: stdout carries results ("listening on", roots, JSON).
+  spdlog::set_default_logger(spdlog::stderr_color_mt("fleetcast"));
   CLI::App app{
       "fleetcast: distribute versioned datasets to fleets of nodes, verified "
       "end to end"};
@@ -25,6 +29,8 @@ int main(int argc, char** argv) {
   RegisterGenerate(app, run);
   RegisterDemo(app, run);
   RegisterOrigin(app, run);
+  RegisterAgent(app, run);
+  RegisterGet(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

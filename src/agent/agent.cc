@@ -1,0 +1,835 @@
+#include "agent/agent.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "agent/host_port.h"
+#include "agent/tracker_client.h"
+#include "core/manifest_codec.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
+#include "net/metrics_route.h"
+#include "obs/role_metrics.h"
+#include "swarm/peer_hub.h"
+
+namespace fleetcast::agent {
+namespace {
+
+namespace asio = boost::asio;
+using net::awaitable;
+using net::HttpRequest;
+using net::HttpResponse;
+using Strand = asio::strand<net::IoRuntime::Executor>;
+
+// Manifests of very large datasets (4M chunks) are ~150 MB.
+constexpr size_t kMaxManifestBytes = 512ull << 20;
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+uint64_t DiskFree(const std::string& path) {
+  struct statvfs st {};
+  if (::statvfs(path.c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+swarm::PeerAddress ToPeerAddress(const TrackerPeer& p, bool is_origin) {
+  return swarm::PeerAddress{p.address.host, p.address.port, p.zone, is_origin};
+}
+
+}  // namespace
+
+// One subscribed dataset. Lives on the agent's strand.
+struct Follower {
+  std::string dataset;
+  std::unique_ptr<TrackerClient> tracker;
+  std::optional<std::string> pinned;  // label, root or prefix to fetch
+  std::optional<VersionRef> pin;      // `pinned`, resolved
+  std::optional<NodeVersion> active;
+  std::optional<VersionRef> target;  // the version being staged
+  std::shared_ptr<Staging> staging;  // of `target`, or of `active`
+  bool busy = false;                 // a switch or finish is running
+  bool finishing = false;
+  bool announced = false;
+  std::optional<Digest> failed_root;  // refused; not retried
+  std::string last_error;
+  // The newest peer list from the tracker and the version it is for.
+  std::optional<Digest> peers_root;
+  std::vector<swarm::PeerAddress> peers;
+  std::optional<TrackerPeer> origin;
+  // For rates in /v1/status.
+  uint64_t last_down = 0, last_up = 0;
+  int64_t last_rate_ms = 0;
+  double rate_down = 0, rate_up = 0;
+};
+
+struct Agent::Impl : std::enable_shared_from_this<Impl> {
+  net::IoRuntime& rt;
+  AgentOptions options;
+  Strand strand;
+  std::unique_ptr<VersionStore> store;
+  std::unique_ptr<net::HttpServer> http;
+  std::shared_ptr<obs::AgentMetrics> metrics =
+      std::make_shared<obs::AgentMetrics>();
+  std::unique_ptr<swarm::PeerHub> hub;
+  std::map<std::string, std::shared_ptr<Follower>> followers;  // strand
+  std::string address;
+  bool stopping = false;
+  asio::steady_timer tick{strand};
+  Rng rng;
+
+  mutable std::mutex status_mu;
+  std::map<std::string, DatasetStatus> status;  // guarded by status_mu
+
+  Impl(net::IoRuntime& runtime, AgentOptions o)
+      : rt(runtime),
+        options(std::move(o)),
+        strand(asio::make_strand(runtime.executor())),
+        rng(options.rng_seed) {}
+
+  // --- set-up ------------------------------------------------------------
+
+  Status Init() {
+    VersionStore::Options so;
+    auto opened = VersionStore::Open(options.config.data_dir.string(),
+                                     options.config.state_dir.string(), so);
+    if (!opened) return std::unexpected(opened.error());
+    store = std::move(*opened);
+    net::HttpServerOptions ho;
+    ho.host = options.config.listen.host;
+    ho.port = options.config.listen.port;
+    http = std::make_unique<net::HttpServer>(rt.io(), ho);
+    http->SetAccessHook(metrics->http().AccessHook());
+    if (auto st = AddRoutes(); !st) return st;
+    for (const auto& name : options.config.subscribe) {
+      auto f = std::make_shared<Follower>();
+      f->dataset = name;
+      if (auto it = options.pinned.find(name); it != options.pinned.end()) {
+        f->pinned = it->second;
+      }
+      auto client = TrackerClient::Create(
+          strand, options.config.trackers, Rng(rng()),
+          TrackerClientOptions{.default_interval =
+                                   options.config.announce_interval});
+      if (!client) return std::unexpected(client.error());
+      f->tracker = std::move(*client);
+      followers[name] = std::move(f);
+      std::lock_guard lock(status_mu);
+      status[name].name = name;
+    }
+    return {};
+  }
+
+  Status AddRoutes() {
+    std::weak_ptr<Impl> weak = weak_from_this();
+    auto st = http->Route(
+        "GET", "/v1/status",
+        [weak](const HttpRequest&) -> awaitable<HttpResponse> {
+          auto self = weak.lock();
+          if (!self) co_return HttpResponse::ErrorJson(503, "stopping");
+          co_return HttpResponse::Json(200, ToJson(self->Snapshot()));
+        });
+    if (!st) return st;
+    st = http->Route("GET", "/v1/manifests/{root}",
+                     [weak](const HttpRequest& req) -> awaitable<HttpResponse> {
+                       auto self = weak.lock();
+                       if (!self)
+                         co_return HttpResponse::ErrorJson(503, "stopping");
+                       auto root = Digest::FromHex(req.Param("root"));
+                       if (!root)
+                         co_return HttpResponse::FromError(root.error());
+                       VersionStore* store = self->store.get();
+                       Digest r = *root;
+                       auto read = [&] { return store->Envelope(r); };
+                       auto envelope = co_await self->rt.OffloadToWorkers(read);
+                       if (!envelope)
+                         co_return HttpResponse::FromError(envelope.error());
+                       HttpResponse resp;
+                       resp.headers.Set("Content-Type",
+                                        "application/octet-stream");
+                       resp.body.assign(envelope->begin(), envelope->end());
+                       co_return resp;
+                     });
+    if (!st) return st;
+    auto m = metrics;
+    st = net::AddMetricsRoute(*http, [m] { return m->Render(); });
+    if (!st) return st;
+    return net::AddHealthRoute(*http);
+  }
+
+  Status Start() {
+    auto port = http->Listen();
+    if (!port) return std::unexpected(port.error());
+    HostPort advertised =
+        options.config.advertise.value_or(options.config.listen);
+    if (!options.config.advertise) advertised.port = *port;
+    address = advertised.ToString();
+
+    swarm::PeerHubOptions ho;
+    ho.node_id = swarm::PeerNodeId(options.node_id);
+    ho.zone = options.config.zone;
+    ho.listen_host = advertised.host;
+    ho.listen_port = advertised.port;
+    ho.max_peers = options.config.max_peers;
+    ho.rate_up_bytes_per_s = options.config.rate_up_bps;
+    ho.rate_down_bytes_per_s = options.config.rate_down_bps;
+    ho.rng_seed = rng();
+    auto m = metrics;
+    ho.observer.chunk_received = [m](bool from_origin, const std::string& zone,
+                                     uint64_t bytes) {
+      auto b = static_cast<double>(bytes);
+      m->bytes_received(from_origin ? obs::ByteSource::kOrigin
+                                    : obs::ByteSource::kPeer)
+          .Increment(b);
+      m->bytes_received_by_zone(from_origin ? std::string() : zone)
+          .Increment(b);
+      m->chunks_verified().Increment();
+    };
+    ho.observer.chunk_sent = [m](uint64_t bytes) {
+      m->bytes_sent().Increment(static_cast<double>(bytes));
+    };
+    ho.observer.hash_mismatch = [m] { m->chunk_hash_mismatches().Increment(); };
+    ho.observer.peer_banned = [m] { m->peer_bans().Increment(); };
+    ho.observer.peers_changed = [m](uint64_t n) {
+      m->peers_connected().Set(static_cast<double>(n));
+    };
+    hub = std::make_unique<swarm::PeerHub>(rt, std::move(ho));
+    http->SetPeerHandler(hub->AcceptHandler());
+
+    auto self = shared_from_this();
+    rt.AddShutdownStage("agent", [self] { return self->Stop(); });
+    asio::co_spawn(
+        strand, [self] { return self->Run(); }, asio::detached);
+    return {};
+  }
+
+  // --- the followers ----------------------------------------------------
+
+  awaitable<void> Run() {
+    auto self = shared_from_this();
+    for (auto& [name, f] : followers) {
+      co_await Resume(f);
+      asio::co_spawn(
+          strand, [self, f = f] { return self->Follow(f); }, asio::detached);
+    }
+    co_await TickLoop();
+  }
+
+  // Seeds the active version and resumes an interrupted staging.
+  awaitable<void> Resume(std::shared_ptr<Follower> f) {
+    VersionStore* s = store.get();
+    const std::string& dataset = f->dataset;
+    auto load = [&]()
+        -> Result<std::pair<std::optional<NodeVersion>, std::vector<Digest>>> {
+      auto active = s->Active(dataset);
+      if (!active) return std::unexpected(active.error());
+      auto staged = s->StagingRoots(dataset);
+      if (!staged) return std::unexpected(staged.error());
+      return std::make_pair(*active, *staged);
+    };
+    auto found = co_await rt.OffloadToWorkers(load);
+    if (!found) {
+      Fail(*f, found.error(), false);
+      co_return;
+    }
+    if (found->first) {
+      SetActive(*f, *found->first);
+      co_await SeedActive(f);
+    }
+    if (!found->second.empty()) {
+      // The newest staging is resumed at once; older ones go when a
+      // version is finished (Collect) or superseded.
+      Digest root = found->second.front();
+      auto layout = s->Layout(root);
+      if (layout) {
+        f->target = VersionRef{root, (*layout)->manifest().header.label};
+        co_await StartStaging(f, *f->target);
+      }
+    }
+  }
+
+  // Swarm of the active version, serving only (after a restart).
+  awaitable<void> SeedActive(std::shared_ptr<Follower> f) {
+    if (!f->active) co_return;
+    VersionStore* s = store.get();
+    Digest root = f->active->root;
+    auto load = [&] { return s->Layout(root); };
+    auto layout = co_await rt.OffloadToWorkers(load);
+    if (!layout) co_return;
+    swarm::SwarmSpec spec;
+    spec.dataset = f->dataset;
+    spec.root = root;
+    spec.layout = *layout;
+    spec.have = ChunkBitset((*layout)->distinct_count(), true);
+    spec.read_chunk = [s, root](uint32_t index, std::vector<uint8_t>& out) {
+      return s->ReadVersionChunk(root, index, out);
+    };
+    hub->AddSwarm(std::move(spec));
+  }
+
+  awaitable<void> Follow(std::shared_ptr<Follower> f) {
+    auto self = shared_from_this();
+    if (f->pinned) {
+      co_await ResolvePin(f);
+      if (stopping || !f->pin) co_return;
+    }
+    co_await f->tracker->Run([self, f] { return self->MakeAnnounce(*f); },
+                             [self, f](const Result<AnnounceResponse>& r) {
+                               self->OnAnnounce(f, r);
+                             });
+  }
+
+  // Finds the pinned version in the tracker's list of versions.
+  awaitable<void> ResolvePin(std::shared_ptr<Follower> f) {
+    asio::steady_timer wait(strand);
+    std::chrono::milliseconds backoff{500};
+    while (!stopping) {
+      for (const auto& url : options.config.trackers) {
+        auto client = net::HttpClient::ForUrl(strand, url);
+        if (!client) continue;
+        auto r = co_await client->Get(
+            fmt::format("/v1/datasets/{}/versions", f->dataset));
+        if (!r || r->status != 200) continue;
+        auto list = nlohmann::json::parse(r->body, nullptr, false);
+        if (!list.is_array()) continue;
+        std::vector<VersionRef> matches;
+        for (const auto& v : list) {
+          if (!v.is_object() || !v.contains("root") || !v.contains("label") ||
+              !v["root"].is_string() || !v["label"].is_string()) {
+            continue;
+          }
+          std::string root = v["root"], label = v["label"];
+          bool match = label == *f->pinned ||
+                       (f->pinned->size() >= 8 && root.starts_with(*f->pinned));
+          auto digest = Digest::FromHex(root);
+          if (match && digest) matches.push_back({*digest, label});
+        }
+        if (matches.size() == 1) {
+          f->pin = matches.front();
+          co_return;
+        }
+        Fail(*f,
+             Error{matches.empty() ? ErrorCode::kNotFound
+                                   : ErrorCode::kInvalidArgument,
+                   f->dataset,
+                   fmt::format(
+                       "version '{}' {}", *f->pinned,
+                       matches.empty() ? "not published" : "is ambiguous"),
+                   0},
+             true);
+        co_return;
+      }
+      wait.expires_after(backoff);
+      boost::system::error_code ec;
+      co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(10'000));
+    }
+  }
+
+  AnnounceRequest MakeAnnounce(Follower& f) {
+    AnnounceRequest r;
+    r.node_id = options.node_id;
+    r.address = address;
+    r.zone = options.config.zone;
+    r.dataset = f.dataset;
+    if (f.target) {
+      r.root = f.target->root;
+    } else if (f.pin) {
+      r.root = f.pin->root;
+    } else if (f.active) {
+      r.root = f.active->root;
+    }
+    if (f.active) r.active_root = f.active->root;
+    if (r.root) {
+      if (auto snap = hub->Snapshot(*r.root)) {
+        r.progress = snap->bytes == 0 ? 1.0
+                                      : static_cast<double>(snap->have_bytes) /
+                                            static_cast<double>(snap->bytes);
+        r.complete = snap->complete;
+      } else {
+        r.complete = f.active && f.active->root == *r.root;
+        r.progress = r.complete ? 1.0 : 0.0;
+      }
+    }
+    const auto& c = hub->counters();
+    r.uploaded = c.bytes_sent.load();
+    r.downloaded = c.bytes_from_peers.load() + c.bytes_from_origin.load();
+    r.event = f.announced ? AnnounceEvent::kNone : AnnounceEvent::kStarted;
+    f.announced = true;
+    return r;
+  }
+
+  void OnAnnounce(std::shared_ptr<Follower> f,
+                  const Result<AnnounceResponse>& r) {
+    if (stopping) return;
+    if (!r) {
+      spdlog::warn("{}: announce failed: {}", f->dataset, r.error().ToString());
+      return;
+    }
+    if (r->origin) f->origin = r->origin;
+    if (r->root) {
+      f->peers_root = r->root;
+      f->peers.clear();
+      for (const auto& p : r->peers)
+        f->peers.push_back(ToPeerAddress(p, false));
+      if (r->origin) f->peers.push_back(ToPeerAddress(*r->origin, true));
+      if (f->target && f->target->root == *r->root && !f->busy) {
+        hub->AddPeers(*r->root, f->peers);
+      }
+    }
+    std::optional<VersionRef> want = f->pin ? f->pin : r->latest;
+    if (!want || f->busy) return;
+    if (f->active && f->active->root == want->root) return;
+    if (f->target && f->target->root == want->root) return;
+    if (f->failed_root && *f->failed_root == want->root) return;
+    auto self = shared_from_this();
+    asio::co_spawn(
+        strand, [self, f, v = *want] { return self->SwitchTo(f, v); },
+        asio::detached);
+  }
+
+  // Moves the follower to version `v`: drops a superseded staging, then
+  // activates a kept copy or stages it.
+  awaitable<void> SwitchTo(std::shared_ptr<Follower> f, VersionRef v) {
+    if (f->busy) co_return;
+    f->busy = true;
+    VersionStore* s = store.get();
+    const std::string& dataset = f->dataset;
+    if (f->target && f->target->root != v.root) {
+      Digest old = f->target->root;
+      hub->RemoveSwarm(old);
+      auto staging = std::move(f->staging);
+      f->target.reset();
+      auto drop = [&]() -> Status {
+        if (staging) (void)staging->Checkpoint(SteadyMs());
+        staging.reset();
+        return s->DiscardStaging(dataset, old);
+      };
+      if (auto st = co_await rt.OffloadToWorkers(drop); !st) {
+        spdlog::warn("{}: dropping staging {}: {}", dataset, old.ShortHex(),
+                     st.error().ToString());
+      }
+      spdlog::info("{}: staging {} superseded by {} {}", dataset,
+                   old.ShortHex(), v.label, v.root.ShortHex());
+    }
+    // Already on this node (e.g. a rollback to a kept version)?
+    Digest root = v.root;
+    auto list_kept = [&] { return s->ListVersions(dataset); };
+    auto kept = co_await rt.OffloadToWorkers(list_kept);
+    if (kept) {
+      for (const auto& nv : *kept) {
+        if (nv.root == root) {
+          co_await ActivateKept(f, nv);
+          f->busy = false;
+          co_return;
+        }
+      }
+    }
+    f->target = v;
+    f->busy = false;
+    co_await StartStaging(f, v);
+  }
+
+  // Fetches (or finds locally) the manifest of `v`, opens it with the
+  // trusted keys, begins or resumes its staging, copies what kept versions
+  // hold and joins the swarm for the rest.
+  awaitable<void> StartStaging(std::shared_ptr<Follower> f, VersionRef v) {
+    f->busy = true;
+    struct Busy {
+      Follower* f;
+      ~Busy() { f->busy = false; }
+    } busy{f.get()};
+    VersionStore* s = store.get();
+    Digest root = v.root;
+    auto local = [&] { return s->Envelope(root); };
+    auto envelope = co_await rt.OffloadToWorkers(local);
+    if (!envelope) envelope = co_await FetchManifest(*f, root);
+    if (!envelope) {
+      f->target.reset();  // retried on the next announce
+      Fail(*f, envelope.error(), false);
+      co_return;
+    }
+    const TrustedKeys& trusted = options.trusted;
+    const std::string& dataset = f->dataset;
+    std::vector<uint8_t>& bytes = *envelope;
+    auto open = [&]() -> Result<std::shared_ptr<Staging>> {
+      auto opened = OpenManifest(bytes, trusted);
+      if (!opened) return std::unexpected(opened.error());
+      if (opened->root != root) {
+        return std::unexpected(
+            Error{ErrorCode::kPeerProtocol, root.ShortHex(),
+                  fmt::format("the manifest served has root {}",
+                              opened->root.ShortHex()),
+                  0});
+      }
+      if (opened->manifest.header.dataset != dataset) {
+        return std::unexpected(
+            Error{ErrorCode::kInvalidArgument, root.ShortHex(),
+                  fmt::format("the manifest is of dataset '{}', not '{}'",
+                              opened->manifest.header.dataset, dataset),
+                  0});
+      }
+      auto staging = s->BeginStaging(std::move(opened->manifest), root, bytes);
+      if (!staging) return std::unexpected(staging.error());
+      std::shared_ptr<Staging> shared = std::move(*staging);
+      auto plan = shared->PlanLocal();
+      if (!plan) return std::unexpected(plan.error());
+      if (!plan->links.empty() ||
+          plan->missing.size() <
+              shared->distinct_count() - shared->have_count()) {
+        auto done = shared->ApplyLocal(*plan);
+        if (!done) return std::unexpected(done.error());
+        spdlog::info(
+            "{}: {} files linked, {} chunks ({} bytes) copied from kept "
+            "versions",
+            dataset, done->linked_files, done->copied_chunks,
+            done->copied_bytes);
+      }
+      return shared;
+    };
+    auto staging = co_await rt.OffloadToWorkers(open);
+    if (!staging) {
+      const Error& e = staging.error();
+      bool permanent = e.code == ErrorCode::kSignature ||
+                       e.code == ErrorCode::kInvalidArgument ||
+                       e.code == ErrorCode::kCorrupt ||
+                       e.code == ErrorCode::kPathRule;
+      if (permanent) f->failed_root = root;
+      f->target.reset();
+      Fail(*f, e, permanent);
+      co_return;
+    }
+    f->staging = *staging;
+    f->target = VersionRef{root, (*staging)->label()};
+    spdlog::info("{}: staging {} {} ({}{} of {} chunks held)", dataset,
+                 f->target->label, root.ShortHex(),
+                 (*staging)->resumed() ? "resumed, " : "",
+                 (*staging)->have_count(), (*staging)->distinct_count());
+    JoinSwarm(f);
+  }
+
+  void JoinSwarm(const std::shared_ptr<Follower>& f) {
+    std::shared_ptr<Staging> staging = f->staging;
+    swarm::SwarmSpec spec;
+    spec.dataset = f->dataset;
+    spec.root = staging->root();
+    spec.layout = store->Layout(staging->root()).value_or(nullptr);
+    if (!spec.layout) {
+      Fail(*f, Error{ErrorCode::kInternal, f->dataset, "layout lost", 0},
+           false);
+      return;
+    }
+    spec.have = ChunkBitset(staging->distinct_count(), false);
+    for (uint32_t i = 0; i < staging->distinct_count(); ++i) {
+      if (staging->Has(i)) spec.have.Set(i);
+    }
+    spec.read_chunk = [staging](uint32_t index, std::vector<uint8_t>& out) {
+      return staging->ReadChunk(index, out);
+    };
+    spec.write_chunk = [staging](uint32_t index, ByteSpan bytes) -> Status {
+      if (auto st = staging->WriteChunk(index, bytes); !st) return st;
+      auto ran = staging->MaybeCheckpoint(SteadyMs());
+      if (!ran) return std::unexpected(ran.error());
+      return {};
+    };
+    std::weak_ptr<Impl> weak = weak_from_this();
+    Digest root = staging->root();
+    hub->AddSwarm(std::move(spec), [weak, f, root] {
+      auto self = weak.lock();
+      if (!self || self->stopping) return;
+      asio::co_spawn(
+          self->strand, [self, f, root] { return self->Finish(f, root); },
+          asio::detached);
+    });
+    if (f->peers_root && *f->peers_root == root) {
+      hub->AddPeers(root, f->peers);
+    }
+    f->tracker->AnnounceNow();  // peers for this version
+  }
+
+  awaitable<Result<std::vector<uint8_t>>> FetchManifest(Follower& f,
+                                                        Digest root) {
+    std::vector<std::string> sources;
+    if (f.origin) sources.push_back(f.origin->address.ToString());
+    if (f.peers_root && *f.peers_root == root) {
+      for (const auto& p : f.peers) {
+        if (!p.is_origin) sources.push_back(p.HostPort());
+      }
+    }
+    // The trackers' hosts serve manifests too when a tracker is embedded
+    // in the origin.
+    for (const auto& url : options.config.trackers) sources.push_back(url);
+    Error last{ErrorCode::kNotFound, root.ShortHex(),
+               "no source of the manifest answered", 0};
+    for (const auto& source : sources) {
+      net::HttpClientOptions ho;
+      ho.max_body_bytes = kMaxManifestBytes;
+      ho.connect_timeout = std::chrono::seconds(5);
+      std::string url =
+          source.starts_with("http://") ? source : "http://" + source;
+      auto client = net::HttpClient::ForUrl(strand, url, ho);
+      if (!client) continue;
+      auto r =
+          co_await client->Get(fmt::format("/v1/manifests/{}", root.Hex()));
+      if (!r) {
+        last = r.error();
+        continue;
+      }
+      if (r->status != 200) {
+        last = Error{
+            ErrorCode::kNotFound, source,
+            fmt::format("manifest {}: HTTP {}", root.ShortHex(), r->status), 0};
+        continue;
+      }
+      co_return std::vector<uint8_t>(r->body.begin(), r->body.end());
+    }
+    co_return std::unexpected(last);
+  }
+
+  // Every chunk is held: make it durable, re-verify, move it into
+  // versions/, activate, collect old versions, keep seeding.
+  awaitable<void> Finish(std::shared_ptr<Follower> f, Digest root) {
+    if (f->finishing || !f->staging || f->staging->root() != root ||
+        f->staging->finalized()) {
+      co_return;
+    }
+    f->finishing = true;
+    f->busy = true;
+    std::shared_ptr<Staging> staging = f->staging;
+    VersionStore* s = store.get();
+    const std::string& dataset = f->dataset;
+    size_t keep = options.config.keep;
+    auto finalize = [&]() -> Result<NodeVersion> {
+      if (auto st = staging->Checkpoint(SteadyMs()); !st) {
+        return std::unexpected(st.error());
+      }
+      auto version = staging->Finalize();
+      if (!version) return version;
+      if (auto st = s->Activate(dataset, root, UnixNow()); !st) {
+        return std::unexpected(st.error());
+      }
+      VersionStore::CollectOptions co;
+      co.keep = keep;
+      co.protect = {root};
+      if (auto gone = s->Collect(dataset, co); !gone) {
+        spdlog::warn("{}: collecting old versions: {}", dataset,
+                     gone.error().ToString());
+      }
+      return version;
+    };
+    auto version = co_await rt.OffloadToWorkers(finalize);
+    f->finishing = false;
+    f->busy = false;
+    if (!version) {
+      if (version.error().code == ErrorCode::kCorrupt) {
+        // Chunks that failed re-verification were dropped: fetch them again.
+        spdlog::error("{}: {}; fetching the bad chunks again", dataset,
+                      version.error().ToString());
+        metrics->chunk_hash_mismatches().Increment();
+        JoinSwarm(f);
+      } else {
+        Fail(*f, version.error(), false);
+      }
+      co_return;
+    }
+    version->active = true;
+    f->target.reset();
+    SetActive(*f, *version);
+    spdlog::info("{}: activated {} {}", dataset, version->label,
+                 root.ShortHex());
+    f->tracker->AnnounceNow();
+    if (options.on_activated) options.on_activated(*version);
+  }
+
+  awaitable<void> ActivateKept(std::shared_ptr<Follower> f, NodeVersion v) {
+    VersionStore* s = store.get();
+    const std::string& dataset = f->dataset;
+    Digest root = v.root;
+    auto activate = [&] { return s->Activate(dataset, root, UnixNow()); };
+    if (auto st = co_await rt.OffloadToWorkers(activate); !st) {
+      Fail(*f, st.error(), false);
+      co_return;
+    }
+    v.active = true;
+    if (f->active) hub->RemoveSwarm(f->active->root);
+    SetActive(*f, v);
+    co_await SeedActive(f);
+    spdlog::info("{}: activated kept {} {}", dataset, v.label, root.ShortHex());
+    f->tracker->AnnounceNow();
+    if (options.on_activated) options.on_activated(v);
+  }
+
+  void SetActive(Follower& f, const NodeVersion& v) {
+    if (f.active && f.active->root != v.root &&
+        (!f.staging || f.staging->root() != f.active->root)) {
+      hub->RemoveSwarm(f.active->root);
+    }
+    f.active = v;
+    metrics->SetActiveVersion(f.dataset, v.root.Hex(), v.label);
+    std::lock_guard lock(status_mu);
+    status[f.dataset].active = StatusVersion{v.root.Hex(), v.label};
+  }
+
+  void Fail(Follower& f, const Error& e, bool permanent) {
+    f.last_error = e.ToString();
+    spdlog::error("{}: {}", f.dataset, f.last_error);
+    if (permanent && options.on_failed) options.on_failed(f.dataset, e);
+  }
+
+  // --- periodic work ---------------------------------------------------
+
+  awaitable<void> TickLoop() {
+    auto self = shared_from_this();
+    while (!stopping) {
+      tick.expires_after(options.tick);
+      boost::system::error_code ec;
+      co_await tick.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (stopping) break;
+      int64_t now = SteadyMs();
+      std::vector<std::shared_ptr<Staging>> due;
+      for (auto& [name, f] : followers) {
+        UpdateStatus(*f, now);
+        if (f->staging && !f->staging->finalized() && !f->finishing &&
+            f->staging->CheckpointDue(now)) {
+          due.push_back(f->staging);
+        }
+      }
+      std::string data_dir = options.config.data_dir.string();
+      auto work = [&] {
+        for (auto& s : due) (void)s->MaybeCheckpoint(now);
+        return DiskFree(data_dir);
+      };
+      uint64_t free = co_await rt.OffloadToWorkers(work);
+      for (auto& [name, f] : followers) metrics->SetDiskFree(name, free);
+    }
+  }
+
+  void UpdateStatus(Follower& f, int64_t now_ms) {
+    DatasetStatus d;
+    d.name = f.dataset;
+    if (f.active)
+      d.active = StatusVersion{f.active->root.Hex(), f.active->label};
+    uint64_t down = 0, up = 0;
+    for (const auto& snap : hub->Snapshots()) {
+      if (snap.dataset != f.dataset) continue;
+      d.peers += static_cast<uint32_t>(snap.peers);
+      down += snap.bytes_down;
+      up += snap.bytes_up;
+    }
+    if (f.target && f.staging && !f.staging->finalized()) {
+      StagingStatus s;
+      s.root = f.target->root.Hex();
+      s.label = f.target->label;
+      s.chunks = f.staging->distinct_count();
+      s.have_chunks = f.staging->have_count();
+      s.bytes = f.staging->layout().distinct_bytes();
+      s.have_bytes = f.staging->have_bytes();
+      d.staging = s;
+      metrics->SetStagingProgress(f.dataset, s.progress());
+    } else {
+      metrics->SetStagingProgress(f.dataset, 1.0);
+    }
+    // Rates over the last tick (swarm totals restart when a swarm is
+    // replaced: a negative step counts as zero).
+    if (f.last_rate_ms > 0 && now_ms > f.last_rate_ms) {
+      double dt = static_cast<double>(now_ms - f.last_rate_ms) / 1000.0;
+      f.rate_down = down >= f.last_down
+                        ? static_cast<double>(down - f.last_down) / dt
+                        : 0;
+      f.rate_up =
+          up >= f.last_up ? static_cast<double>(up - f.last_up) / dt : 0;
+    }
+    f.last_down = down;
+    f.last_up = up;
+    f.last_rate_ms = now_ms;
+    d.rate_down_bps = f.rate_down;
+    d.rate_up_bps = f.rate_up;
+    const auto& c = hub->counters();
+    d.bytes_from_peers = c.bytes_from_peers.load();
+    d.bytes_from_origin = c.bytes_from_origin.load();
+    std::lock_guard lock(status_mu);
+    status[f.dataset] = std::move(d);
+  }
+
+  AgentStatus Snapshot() const {
+    AgentStatus s;
+    s.node_id = FormatNodeId(options.node_id);
+    s.zone = options.config.zone;
+    s.address = address;
+    std::lock_guard lock(status_mu);
+    for (const auto& [name, d] : status) s.datasets.push_back(d);
+    return s;
+  }
+
+  // --- shutdown ----------------------------------------------------------
+
+  // Runs StopOnStrand on the strand. The lambda captures a raw pointer:
+  // GCC 12 releases non-trivial captures of a lambda temporary inside a
+  // co_await expression twice (see net/runtime.h); `self` keeps it alive.
+  awaitable<void> Stop() {
+    auto self = shared_from_this();
+    Impl* raw = this;
+    co_await asio::co_spawn(
+        strand, [raw] { return raw->StopOnStrand(); }, asio::use_awaitable);
+  }
+
+  awaitable<void> StopOnStrand() {
+    if (stopping) co_return;
+    stopping = true;
+    tick.cancel();
+    std::vector<std::shared_ptr<Staging>> stagings;
+    for (auto& [name, f] : followers) {
+      f->tracker->Stop();
+      if (f->staging && !f->staging->finalized()) {
+        stagings.push_back(f->staging);
+      }
+    }
+    co_await hub->Shutdown();
+    auto checkpoint = [&] {
+      for (auto& s : stagings) (void)s->Checkpoint(SteadyMs());
+    };
+    co_await rt.OffloadToWorkers(checkpoint);
+    co_await http->Shutdown(std::chrono::milliseconds(1000));
+  }
+};
+
+Agent::Agent(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Agent::~Agent() = default;
+
+Result<std::unique_ptr<Agent>> Agent::Create(net::IoRuntime& runtime,
+                                             AgentOptions options) {
+  auto impl = std::make_shared<Impl>(runtime, std::move(options));
+  if (auto st = impl->Init(); !st) return std::unexpected(st.error());
+  return std::unique_ptr<Agent>(new Agent(std::move(impl)));
+}
+
+Status Agent::Start() { return impl_->Start(); }
+net::awaitable<void> Agent::Shutdown() { return impl_->Stop(); }
+uint16_t Agent::port() const { return impl_->http->port(); }
+std::string Agent::advertised_address() const { return impl_->address; }
+VersionStore& Agent::store() { return *impl_->store; }
+AgentStatus Agent::GetStatus() const { return impl_->Snapshot(); }
+
+}  // namespace fleetcast::agent

@@ -63,8 +63,8 @@ std::atomic<int> g_signal{0};
 
 extern "C" void OnDemoSignal(int sig) { g_signal.store(sig); }
 
-// SIGINT, SIGTERM and SIGHUP set g_signal while the demo runs; the demo
-// checks it at least every tick and stops its children in order.
+// SIGINT, SIGTERM, SIGHUP and SIGPIPE set g_signal while the demo runs; the
+// demo checks it at least every tick and stops its children in order.
 class SignalGuard {
  public:
   SignalGuard() {
@@ -82,8 +82,11 @@ class SignalGuard {
   }
 
  private:
-  static constexpr std::array<int, 3> kSignals = {SIGINT, SIGTERM, SIGHUP};
-  std::array<struct sigaction, 3> old_{};
+  // SIGPIPE: stdout went away (e.g. piped into head); sockets do not
+  // raise it (Asio sends with MSG_NOSIGNAL).
+  static constexpr std::array<int, 4> kSignals = {SIGINT, SIGTERM, SIGHUP,
+                                                  SIGPIPE};
+  std::array<struct sigaction, 4> old_{};
 };
 
 bool Interrupted() { return g_signal.load() != 0; }
@@ -713,6 +716,17 @@ int RunDemo(const DemoArgs& a) {
     }
     if (auto st = MakeDirectories(work); !st) return ReportError(st.error());
   }
+  // Every way out (an error, a signal, an exception such as a failed write
+  // to a closed stdout) stops the children first, then removes the work
+  // directory unless --keep.
+  struct WorkDir {
+    std::string path;
+    bool keep;
+    ~WorkDir() {
+      std::error_code ec;
+      if (!keep) fs::remove_all(path, ec);
+    }
+  } cleanup{work, a.keep};
   SignalGuard signals;
   Status result;
   std::string logs;
@@ -726,12 +740,7 @@ int RunDemo(const DemoArgs& a) {
     }
     demo.StopAll();
   }
-  if (a.keep) {
-    fmt::print("\nfiles kept in {} (logs in {})\n", work, logs);
-  } else {
-    std::error_code ec;
-    fs::remove_all(work, ec);
-  }
+  if (a.keep) fmt::print("\nfiles kept in {} (logs in {})\n", work, logs);
   if (int sig = g_signal.load(); sig != 0) return 128 + sig;
   if (!result) {
     return result.error().code == ErrorCode::kCorrupt ? kExitVerifyFailed

@@ -142,7 +142,11 @@ NodeRow DatasetRow(const NodeSnapshot& node, const TargetVersion& target,
   } else if (d->staging) {
     bool ours = d->staging->root == target.root;
     row.progress = ours ? d->staging->progress() : 0.0;
-    row.state = (ours ? "fetching " : "staging ") + d->staging->label;
+    // Every byte held, not active yet: the agent re-verifies and activates.
+    const char* what = !ours                 ? "staging "
+                       : row.progress >= 1.0 ? "finishing "
+                                             : "fetching ";
+    row.state = what + d->staging->label;
   } else {
     row.state = d->active ? "on " + d->active->label : "waiting";
   }

@@ -1,9 +1,11 @@
 // The demo's view of its fleet: FleetWatcher polls every agent's
 // GET /v1/status concurrently with timeouts (a slow or dead agent never
 // stalls the others), DatasetRow() turns one node's status into a row of
-// the progress table for the version being distributed, and FleetDisplay
-// draws the table in place on a terminal (about twice a second) or prints
-// one summary line every 2 s when stdout is not a terminal.
+// the progress table for the version being distributed ("waiting",
+// "fetching v2", "finishing v2" while every byte is held but the version is
+// not active yet, "active v2"), and FleetDisplay draws the table in place
+// on a terminal (about twice a second) or prints one summary line every 2 s
+// when stdout is not a terminal.
 //
 // ParseMetricSum() reads a Prometheus text body (the origin's egress).
 //

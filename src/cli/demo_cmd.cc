@@ -468,14 +468,23 @@ Result<double> Demo::OriginEgress() {
 }
 
 Status Demo::StopAgents() {
+  // One SIGTERM each, all at once (a second one would cut an agent's
+  // staged shutdown short), one shared grace period, then SIGKILL.
   for (auto& node : nodes_) {
     if (node.agent) node.agent->Signal(SIGTERM);
   }
+  const auto deadline = Clock::now() + kStopGrace;
   std::string bad;
   for (auto& node : nodes_) {
     if (!node.agent) continue;
-    int code = node.agent->Stop(kStopGrace);
-    if (code != 0) bad += fmt::format(" {} ({})", node.fleet.name, code);
+    auto left =
+        std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+    auto code = node.agent->Wait(std::max(left, milliseconds(0)));
+    if (!code) {
+      node.agent->Signal(SIGKILL);
+      code = node.agent->Wait(seconds(10)).value_or(128 + SIGKILL);
+    }
+    if (*code != 0) bad += fmt::format(" {} ({})", node.fleet.name, *code);
     node.agent.reset();
   }
   watcher_.reset();
@@ -736,7 +745,8 @@ int RunDemo(const DemoArgs& a) {
     result = demo.Run();
     if (!result) {
       std::fflush(stdout);
-      fmt::print(stderr, "fleetcast demo: {}\n", result.error().ToString());
+      fmt::print(stderr, "fleetcast demo: {}{}\n", result.error().ToString(),
+                 a.keep ? "" : " (--keep keeps the work directory and logs)");
     }
     demo.StopAll();
   }

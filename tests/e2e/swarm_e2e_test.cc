@@ -234,15 +234,23 @@ class SwarmE2eTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (HasFailure()) {
-      if (origin_)
-        ADD_FAILURE() << "origin stderr:\n" << Tail(origin_->Stderr());
+    // On failure every process's stderr is shown; FLEETCAST_E2E_VERBOSE=1
+    // shows it on success too.
+    const bool failed = HasFailure();
+    if (failed || std::getenv("FLEETCAST_E2E_VERBOSE")) {
+      auto show = [failed](const std::string& who, const std::string& err) {
+        if (failed) {
+          ADD_FAILURE() << who << " stderr:\n" << Tail(err);
+        } else {
+          std::cerr << who << " stderr:\n" << Tail(err) << "\n";
+        }
+      };
+      if (origin_) show("origin", origin_->Stderr());
       for (const auto& a : agents_) {
-        std::string err = a->stderr_before + (a->proc ? a->proc->Stderr() : "");
-        ADD_FAILURE() << a->name << " stderr:\n" << Tail(err);
+        show(a->name, a->stderr_before + (a->proc ? a->proc->Stderr() : ""));
       }
-      for (const auto& h : hostiles_) {
-        ADD_FAILURE() << "hostile peer stderr:\n" << Tail(h->Stderr());
+      for (size_t i = 0; i < hostiles_.size(); ++i) {
+        show(fmt::format("hostile peer {}", i), hostiles_[i]->Stderr());
       }
     }
     for (auto& a : agents_) a->proc.reset();
@@ -283,6 +291,9 @@ class SwarmE2eTest : public ::testing::Test {
     EXPECT_EQ(r.exit_code, 0) << r.err;
     if (r.exit_code != 0) return "";
     json j = json::parse(r.out);
+    // Every chunk is new to the store: new_bytes is the version's distinct
+    // bytes, what a fetch moves.
+    distinct_bytes_ = j["new_bytes"].get<uint64_t>();
     return j["root"].get<std::string>();
   }
 
@@ -465,7 +476,8 @@ class SwarmE2eTest : public ::testing::Test {
   std::string key_;
   std::string store_;
   fs::path src_;
-  uint64_t dataset_bytes_ = 0;
+  uint64_t dataset_bytes_ = 0;   // file content
+  uint64_t distinct_bytes_ = 0;  // distinct chunks (copy.bin is deduplicated)
   std::string root_;
   std::string origin_url_;
   std::unique_ptr<BackgroundProcess> origin_;
@@ -532,15 +544,19 @@ TEST_F(SwarmE2eTest, TwelveAgentsFetchA256MiBDatasetAndVerify) {
   EXPECT_GT(from_peers, 0);
   // Every agent received the version's distinct bytes, no less.
   EXPECT_GE(from_peers + from_origin,
-            12.0 * static_cast<double>(dataset_bytes_ - 512 * 1024));
+            12.0 * static_cast<double>(distinct_bytes_));
 }
 
 // An agent killed with SIGKILL halfway through resumes from its staging
 // area and state: over both runs it receives about one copy.
+//
+// The agent trusts, after a crash, the chunks its last checkpoint recorded
+// (docs/node-store.md: every 2 s or 64 MiB); what arrived since is fetched
+// again. So the fetch is paced to take about 24 s: 2 s of it is under a
+// tenth of the version, and "<= 1.1 copies" holds wherever the kill lands.
 TEST_F(SwarmE2eTest, KilledAgentResumesWithoutRefetching) {
   const uint64_t bytes = (kSanitized ? 24 : 48) * kMiB;
-  // About 6 s for the whole version at the origin's pace.
-  OriginWithDataset(bytes, {"--rate-up", "8MiB"});
+  OriginWithDataset(bytes, {"--rate-up", std::to_string(bytes / 24)});
   ASSERT_FALSE(HasFatalFailure());
   Agent& a = StartAgent("agent");
   ASSERT_FALSE(HasFatalFailure());
@@ -563,7 +579,7 @@ TEST_F(SwarmE2eTest, KilledAgentResumesWithoutRefetching) {
   ASSERT_TRUE(code);
   EXPECT_EQ(*code, 128 + SIGKILL);
   EXPECT_LT(progress, 0.95) << "killed too late to test a resume";
-  EXPECT_GT(received_at_kill, 0.4 * static_cast<double>(bytes));
+  EXPECT_GT(received_at_kill, 0.4 * static_cast<double>(distinct_bytes_));
   EXPECT_FALSE(fs::exists(Current(a)))
       << "the version was activated before the kill";
 
@@ -575,11 +591,12 @@ TEST_F(SwarmE2eTest, KilledAgentResumesWithoutRefetching) {
   const double received_after = BytesReceived(a);
   std::cerr << fmt::format(
       "[ info ] killed at {:.0f}% after {:.1f} MiB; the restart received "
-      "{:.1f} MiB of {} MiB\n",
+      "{:.1f} MiB; {:.3f} copies of {:.1f} MiB in all\n",
       progress * 100, received_at_kill / kMiB, received_after / kMiB,
-      bytes / kMiB);
+      (received_at_kill + received_after) / distinct_bytes_,
+      1.0 * distinct_bytes_ / kMiB);
   EXPECT_LE(received_at_kill + received_after,
-            1.1 * static_cast<double>(bytes));
+            1.1 * static_cast<double>(distinct_bytes_));
 }
 
 // Two hostile peers announce themselves as seeds of the version: one sends
@@ -596,8 +613,14 @@ TEST_F(SwarmE2eTest, HostilePeerIsBannedAndTheFetchCompletes) {
   ASSERT_FALSE(HasFatalFailure());
 
   std::vector<Agent*> agents;
-  for (int i = 0; i < 3; ++i) {
-    agents.push_back(&StartAgent(fmt::format("agent{}", i)));
+  // Six agents: the garbage peer sends a different kind of malformed
+  // frame on each connection (six kinds). Each downloads at 4 MiB/s, so
+  // every one of them is still fetching, and asking every peer it knows,
+  // while the others join; none can finish from a finished neighbour
+  // before it met the liars.
+  for (int i = 0; i < 6; ++i) {
+    agents.push_back(
+        &StartAgent(fmt::format("agent{}", i), {"--rate-down", "4MiB"}));
     ASSERT_FALSE(HasFatalFailure());
   }
   WaitAllActive(agents, Scaled(180s));
@@ -612,8 +635,10 @@ TEST_F(SwarmE2eTest, HostilePeerIsBannedAndTheFetchCompletes) {
                              a->name, mismatches, bans);
     // The corrupt peer's first chunk is caught and it is banned at once.
     EXPECT_GE(mismatches, 1) << a->name;
-    // Both liars banned, and nobody honest.
-    EXPECT_EQ(bans, 2) << a->name;
+    // Both liars banned, and nobody honest: one ban for the garbage
+    // peer's connection, and at most one per bad chunk.
+    EXPECT_GE(bans, 2) << a->name;
+    EXPECT_LE(bans, mismatches + 1) << a->name;
     EXPECT_EQ(
         MetricSum(m, "fleetcast_version_active_info", "root=\"" + root_ + "\""),
         1.0)
@@ -676,8 +701,9 @@ TEST_F(SwarmE2eTest, OriginKilledAfterAgentsHoldEverything) {
   // What C still needed after the origin died came from A and B (the
   // origin's chunks still in flight when it died may land after it).
   EXPECT_LE(from_origin, origin_bytes_before + 8.0 * kMiB);
-  EXPECT_GE(from_peers, 0.5 * (1 - progress) * static_cast<double>(bytes));
-  EXPECT_GE(from_peers + from_origin, 0.99 * static_cast<double>(bytes));
+  EXPECT_GE(from_peers,
+            0.5 * (1 - progress) * static_cast<double>(distinct_bytes_));
+  EXPECT_GE(from_peers + from_origin, static_cast<double>(distinct_bytes_));
   // A and B still serve their version.
   for (Agent* seed : {&a, &b}) {
     EXPECT_TRUE(IsActive(*seed)) << seed->name;

@@ -37,6 +37,8 @@ using Strand = asio::strand<net::IoRuntime::Executor>;
 // Manifests of very large datasets (4M chunks) are ~150 MB.
 constexpr size_t kMaxManifestBytes = 512ull << 20;
 
+awaitable<void> NoOp() { co_return; }
+
 int64_t SteadyMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -219,7 +221,12 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     http->SetPeerHandler(hub->AcceptHandler());
 
     auto self = shared_from_this();
-    rt.AddShutdownStage("agent", [self] { return self->Stop(); });
+    // Weak: the runtime outlives the agent and must not keep it alive.
+    rt.AddShutdownStage("agent",
+                        [weak = weak_from_this()]() -> awaitable<void> {
+                          if (auto self = weak.lock()) return self->Stop();
+                          return NoOp();
+                        });
     asio::co_spawn(
         strand, [self] { return self->Run(); }, asio::detached);
     return {};
@@ -227,14 +234,33 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
 
   // --- the followers ----------------------------------------------------
 
+  // Closures with non-trivial captures are made in plain functions, never
+  // in coroutine bodies: GCC 12 releases such captures twice there
+  // (net/runtime.h).
   awaitable<void> Run() {
     auto self = shared_from_this();
     for (auto& [name, f] : followers) {
       co_await Resume(f);
-      asio::co_spawn(
-          strand, [self, f = f] { return self->Follow(f); }, asio::detached);
+      SpawnFollow(f);
     }
     co_await TickLoop();
+  }
+
+  void SpawnFollow(const std::shared_ptr<Follower>& f) {
+    asio::co_spawn(
+        strand, [self = shared_from_this(), f] { return self->Follow(f); },
+        asio::detached);
+  }
+
+  void SpawnAnnounces(const std::shared_ptr<Follower>& f) {
+    auto self = shared_from_this();
+    asio::co_spawn(
+        strand,
+        f->tracker->Run([self, f] { return self->MakeAnnounce(*f); },
+                        [self, f](const Result<AnnounceResponse>& r) {
+                          self->OnAnnounce(f, r);
+                        }),
+        asio::detached);
   }
 
   // Seeds the active version and resumes an interrupted staging.
@@ -295,10 +321,7 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
       co_await ResolvePin(f);
       if (stopping || !f->pin) co_return;
     }
-    co_await f->tracker->Run([self, f] { return self->MakeAnnounce(*f); },
-                             [self, f](const Result<AnnounceResponse>& r) {
-                               self->OnAnnounce(f, r);
-                             });
+    SpawnAnnounces(f);
   }
 
   // Finds the pinned version in the tracker's list of versions.

@@ -21,6 +21,7 @@ struct OriginArgs {
   std::string rate_up = "0";
   std::string zone;
   std::string advertise;
+  int announce_interval = 30;
 };
 
 int RunOrigin(const OriginArgs& a) {
@@ -46,6 +47,7 @@ int RunOrigin(const OriginArgs& a) {
   options.zone = a.zone;
   options.advertise = a.advertise;
   options.tracker.seed = std::random_device{}();
+  options.tracker.interval_s = a.announce_interval;
 
   auto process = origin::OriginProcess::Create(std::move(options));
   if (!process) return ReportError(process.error());
@@ -86,6 +88,11 @@ void RegisterOrigin(CLI::App& app, Runner& run) {
   cmd->add_option("--advertise", a->advertise,
                   "HOST:PORT agents are told to connect to (default: the "
                   "bound peer address)");
+  cmd->add_option("--announce-interval", a->announce_interval,
+                  "Seconds between an agent's announces (how soon agents "
+                  "notice a new version)")
+      ->check(CLI::Range(1, 86400))
+      ->capture_default_str();
   cmd->callback([&run, a] { run = [a] { return RunOrigin(*a); }; });
 }
 

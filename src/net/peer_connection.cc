@@ -67,6 +67,17 @@ void PeerConnection::Start() {
       strand_, [self]() { return self->TimerLoop(); }, asio::detached);
 }
 
+// Not in the write loop's body: GCC 12 releases non-trivial captures of
+// closures made inside a coroutine body twice (net/runtime.h).
+void PeerConnection::ArmWriteDeadline() {
+  write_deadline_.async_wait([self = shared_from_this()](error_code ec) {
+    if (!ec) {
+      error_code ignored;
+      self->socket_.cancel(ignored);
+    }
+  });
+}
+
 void PeerConnection::Flush() {
   if (session_.has_bytes_to_send() || session_.closed()) wake_writer_.cancel();
   // The deadline may have moved (a send resets the keepalive clock).
@@ -144,12 +155,7 @@ awaitable<void> PeerConnection::WriteLoop() {
     writing_chunks_.swap(queued_chunks_);
     queued_chunks_.clear();
     write_deadline_.expires_after(options_.write_timeout);
-    write_deadline_.async_wait([self](error_code ec) {
-      if (!ec) {
-        error_code ignored;
-        self->socket_.cancel(ignored);
-      }
-    });
+    ArmWriteDeadline();
     error_code ec;
     writing_ = true;
     size_t n = co_await asio::async_write(

@@ -91,6 +91,7 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
                  PeerConnectionOptions options);
   awaitable<void> ReadLoop();
   awaitable<void> WriteLoop();
+  void ArmWriteDeadline();
   awaitable<void> TimerLoop();
   // Drains the session's events to the handler and wakes writer and timer.
   void Pump();

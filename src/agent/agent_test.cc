@@ -1,0 +1,234 @@
+#include "agent/agent.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "origin/origin_seeder.h"
+#include "origin/origin_server.h"
+#include "origin/remote_publish.h"
+#include "store/testing_tree_test_support.h"
+#include "store/tree_verify.h"
+
+namespace fleetcast::agent {
+namespace {
+
+using namespace std::chrono_literals;
+using store_testing::MakeDir;
+using store_testing::RandomBytes;
+using store_testing::ScratchDir;
+using store_testing::SmallChunking;
+using store_testing::TestKey;
+using store_testing::TestTrustedKeys;
+using store_testing::WriteFile;
+
+constexpr const char* kDataset = "models/ranker";
+
+template <typename F>
+bool PollUntil(F done, std::chrono::seconds limit = 60s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(10ms);  // polling interval
+  }
+  return done();
+}
+
+// An origin (store, embedded tracker, seeder) and agents in one runtime.
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MakeDir(tree_);
+    MakeDir(tree_ + "/sub");
+    WriteFile(tree_ + "/sub/big.bin", RandomBytes(1, 1'500'000));
+    WriteFile(tree_ + "/same.bin", RandomBytes(2, 300'000));
+    WriteFile(tree_ + "/small.txt", "hello agents\n");
+    WriteFile(tree_ + "/empty", "");
+
+    origin::OriginOptions o;
+    o.store_dir = scratch_ / "store";
+    o.http.port = 0;
+    o.tracker.seed = 1;
+    o.tracker.interval_s = 1;  // agents notice new versions quickly
+    auto server = origin::OriginServer::Create(rt_, std::move(o));
+    ASSERT_TRUE(server) << server.error().ToString();
+    origin_ = std::move(*server);
+    auto seeder = origin::OriginSeeder::Attach(rt_, *origin_, {});
+    ASSERT_TRUE(seeder) << seeder.error().ToString();
+    seeder_ = std::move(*seeder);
+    ASSERT_TRUE(origin_->Start());
+    rt_.Start();
+    url_ = "http://127.0.0.1:" + std::to_string(origin_->http_port());
+  }
+
+  void TearDown() override {
+    for (auto& a : agents_) rt_.BlockOn(a->Shutdown());
+    rt_.BlockOn(seeder_->hub().Shutdown());
+    rt_.BlockOn(origin_->Shutdown());
+    rt_.Stop();
+    agents_.clear();
+  }
+
+  PublishResult PublishTree(std::string label) {
+    origin::RemotePublishOptions o;
+    o.origin_url = url_;
+    o.dataset = kDataset;
+    o.label = std::move(label);
+    o.chunking = SmallChunking();
+    o.threads = 2;
+    o.streams = 2;
+    auto r = origin::RemotePublish(tree_, TestKey(), o);
+    EXPECT_TRUE(r) << r.error().ToString();
+    return r ? *r : PublishResult{};
+  }
+
+  AgentOptions Options(int n) {
+    AgentOptions o;
+    std::string dir = scratch_ / ("node" + std::to_string(n));
+    o.config.trackers = {url_};
+    o.config.data_dir = dir + "/data";
+    o.config.state_dir = dir + "/state";
+    o.config.listen = HostPort{"127.0.0.1", 0};
+    o.config.subscribe = {kDataset};
+    o.config.announce_interval = 1s;
+    o.trusted = TestTrustedKeys();
+    o.node_id = 0x1000 + static_cast<uint64_t>(n);
+    o.rng_seed = static_cast<uint64_t>(n);
+    o.tick = 50ms;
+    return o;
+  }
+
+  Agent& StartAgent(AgentOptions options) {
+    // A stopped agent of the same node releases its store lock when its
+    // last coroutine has ended, shortly after Shutdown().
+    Result<std::unique_ptr<Agent>> a;
+    PollUntil([&] {
+      a = Agent::Create(rt_, options);
+      return a.has_value() || a.error().code != ErrorCode::kAlreadyExists;
+    });
+    EXPECT_TRUE(a) << a.error().ToString();
+    EXPECT_TRUE((*a)->Start());
+    agents_.push_back(std::move(*a));
+    return *agents_.back();
+  }
+
+  static std::optional<StatusVersion> ActiveOf(const Agent& a) {
+    auto s = a.GetStatus();
+    if (s.datasets.size() != 1) return std::nullopt;
+    return s.datasets[0].active;
+  }
+
+  std::string CurrentOf(int n) {
+    return std::string(scratch_ / ("node" + std::to_string(n))) + "/data/" +
+           kDataset + "/current";
+  }
+
+  ScratchDir scratch_;
+  std::string tree_ = scratch_ / "tree";
+  net::IoRuntime rt_{{.io_threads = 2, .worker_threads = 2}};
+  std::unique_ptr<origin::OriginServer> origin_;
+  std::unique_ptr<origin::OriginSeeder> seeder_;
+  std::string url_;
+  std::vector<std::unique_ptr<Agent>> agents_;
+};
+
+TEST_F(AgentTest, AgentsActivateTheLatestVersionThenFollowAnUpdate) {
+  PublishResult v1 = PublishTree("v1");
+  Agent& a = StartAgent(Options(1));
+  Agent& b = StartAgent(Options(2));
+  ASSERT_TRUE(PollUntil([&] {
+    auto x = ActiveOf(a), y = ActiveOf(b);
+    return x && y && x->root == v1.root.Hex() && y->root == v1.root.Hex();
+  }));
+  auto manifest = origin_->LoadManifest(v1.root);
+  ASSERT_TRUE(manifest);
+  for (int n : {1, 2}) {
+    auto diffs = VerifyTree(CurrentOf(n), **manifest);
+    ASSERT_TRUE(diffs) << diffs.error().ToString();
+    EXPECT_TRUE(diffs->empty()) << "node " << n;
+  }
+  struct stat before {};
+  ASSERT_EQ(::stat((CurrentOf(1) + "/same.bin").c_str(), &before), 0);
+
+  // v2: one file changed, one added; same.bin unchanged.
+  WriteFile(tree_ + "/sub/big.bin", RandomBytes(3, 1'500'000));
+  WriteFile(tree_ + "/added.txt", "new in v2\n");
+  PublishResult v2 = PublishTree("v2");
+  ASSERT_TRUE(PollUntil([&] {
+    auto x = ActiveOf(a), y = ActiveOf(b);
+    return x && y && x->root == v2.root.Hex() && y->root == v2.root.Hex();
+  }));
+  auto manifest2 = origin_->LoadManifest(v2.root);
+  ASSERT_TRUE(manifest2);
+  for (int n : {1, 2}) {
+    auto diffs = VerifyTree(CurrentOf(n), **manifest2);
+    ASSERT_TRUE(diffs);
+    EXPECT_TRUE(diffs->empty()) << "node " << n;
+  }
+  // The unchanged file is the same inode as in v1 (hard link, not fetched).
+  struct stat after {};
+  ASSERT_EQ(::stat((CurrentOf(1) + "/same.bin").c_str(), &after), 0);
+  EXPECT_EQ(before.st_ino, after.st_ino);
+  // Both versions are kept (keep = 2) and v1 is still on disk.
+  auto kept = a.store().ListVersions(kDataset);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->size(), 2u);
+}
+
+TEST_F(AgentTest, ManifestSignedByAnUntrustedKeyIsRefusedAndNothingActivates) {
+  PublishTree("v1");
+  AgentOptions o = Options(3);
+  o.trusted = TrustedKeys{};
+  o.trusted.Add(fleetcast::testing::FixedKey(0x77, 3).public_key());
+  std::mutex mu;
+  std::optional<Error> failed;
+  o.on_failed = [&](const std::string&, const Error& e) {
+    std::lock_guard lock(mu);
+    failed = e;
+  };
+  Agent& a = StartAgent(std::move(o));
+  ASSERT_TRUE(PollUntil([&] {
+    std::lock_guard lock(mu);
+    return failed.has_value();
+  }));
+  EXPECT_EQ(failed->code, ErrorCode::kSignature) << failed->ToString();
+  EXPECT_FALSE(ActiveOf(a).has_value());
+  EXPECT_FALSE(std::filesystem::exists(CurrentOf(3)));
+}
+
+TEST_F(AgentTest, RestartedAgentKeepsItsActiveVersionAndServesIt) {
+  PublishResult v1 = PublishTree("v1");
+  {
+    Agent& a = StartAgent(Options(4));
+    ASSERT_TRUE(PollUntil([&] {
+      auto x = ActiveOf(a);
+      return x && x->root == v1.root.Hex();
+    }));
+    rt_.BlockOn(a.Shutdown());
+    agents_.clear();
+  }
+  // The same node again: active at once from its disk, no fetch needed.
+  Agent& again = StartAgent(Options(4));
+  ASSERT_TRUE(PollUntil([&] {
+    auto x = ActiveOf(again);
+    return x && x->root == v1.root.Hex();
+  }));
+  // A new node can fetch the version from it even with the origin's
+  // seeder gone.
+  rt_.BlockOn(seeder_->hub().Shutdown());
+  Agent& late = StartAgent(Options(5));
+  ASSERT_TRUE(PollUntil([&] {
+    auto x = ActiveOf(late);
+    return x && x->root == v1.root.Hex();
+  }));
+  auto s = late.GetStatus();
+  EXPECT_EQ(s.datasets[0].bytes_from_origin, 0u);
+  EXPECT_GT(s.datasets[0].bytes_from_peers, 0u);
+}
+
+}  // namespace
+}  // namespace fleetcast::agent

@@ -47,6 +47,7 @@ constexpr milliseconds kTick{500};
 constexpr milliseconds kStopGrace{10'000};
 constexpr seconds kStartTimeout{30};
 constexpr seconds kCommandTimeout{600};
+constexpr int kAnnounceIntervalS = 1;
 
 struct DemoArgs {
   uint32_t nodes = 8;
@@ -286,14 +287,19 @@ Status Demo::Prepare() {
 
 Status Demo::StartOrigin() {
   Step("start the origin (store, embedded tracker, super-seeding)");
-  auto origin = Spawn("origin", {exe_, "origin", "--store", store_, "--listen",
-                                 "127.0.0.1:0", "--trust", pub_});
+  // Agents announce every second (the default is 30 s), so they notice v2
+  // at once.
+  auto origin =
+      Spawn("origin", {exe_, "origin", "--store", store_, "--listen",
+                       "127.0.0.1:0", "--trust", pub_, "--announce-interval",
+                       std::to_string(kAnnounceIntervalS)});
   if (!origin) return std::unexpected(origin.error());
   origin_ = std::move(*origin);
   auto address = WaitListening(*origin_, "origin");
   if (!address) return std::unexpected(address.error());
   origin_url_ = "http://" + *address;
-  fmt::print("  origin listening on {} (pid {})\n", *address, origin_->pid());
+  fmt::print("  origin listening on {} (pid {}); agents announce every {} s\n",
+             *address, origin_->pid(), kAnnounceIntervalS);
   return {};
 }
 

@@ -680,6 +680,7 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     version->active = true;
     f->target.reset();
     SetActive(*f, *version);
+    UpdateStatus(*f, SteadyMs());  // /v1/status shows the final totals
     spdlog::info("{}: activated {} {}", dataset, version->label,
                  root.ShortHex());
     f->tracker->AnnounceNow();

@@ -62,29 +62,6 @@ Result<HostPort> ParseHostPort(std::string_view text) {
   return out;
 }
 
-std::string FormatNodeId(uint64_t id) { return fmt::format("{:016x}", id); }
-
-Result<uint64_t> ParseNodeId(std::string_view text) {
-  auto bad = [&] {
-    return MakeError(ErrorCode::kInvalidArgument, std::string(text),
-                     "a node id is 16 lowercase hex digits");
-  };
-  if (text.size() != 16) return bad();
-  uint64_t id = 0;
-  for (char c : text) {
-    int v;
-    if (c >= '0' && c <= '9') {
-      v = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      v = c - 'a' + 10;
-    } else {
-      return bad();
-    }
-    id = id << 4 | static_cast<uint64_t>(v);
-  }
-  return id;
-}
-
 namespace {
 
 Status WriteFileDurably(const std::filesystem::path& path,

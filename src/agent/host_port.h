@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/node_id.h"
 
 namespace fleetcast::agent {
 
@@ -31,12 +32,6 @@ struct HostPort {
 // 0..65535 (0: any port, meaningful for listening only). kInvalidArgument
 // naming the text otherwise.
 Result<HostPort> ParseHostPort(std::string_view text);
-
-// 16 lowercase hex digits.
-std::string FormatNodeId(uint64_t id);
-// Exactly 16 hex digits (lowercase; uppercase is refused so that one id
-// has one spelling).
-Result<uint64_t> ParseNodeId(std::string_view text);
 
 // The node id kept in <state_dir>/node_id: read when the file exists (and
 // checked), otherwise drawn at random (nonzero), written durably (temp file,

@@ -24,15 +24,6 @@ TEST(HostPortTest, ParsesNamesV4AndBracketedV6) {
   }
 }
 
-TEST(NodeIdTest, FormatAndParse) {
-  EXPECT_EQ(FormatNodeId(0xabc), "0000000000000abc");
-  EXPECT_EQ(ParseNodeId("0123456789abcdef"), 0x0123456789abcdefull);
-  EXPECT_FALSE(ParseNodeId("0123456789ABCDEF"));
-  EXPECT_FALSE(ParseNodeId("0123456789abcde"));
-  EXPECT_FALSE(ParseNodeId("0123456789abcdefa"));
-  EXPECT_FALSE(ParseNodeId("0123456789abcdeg"));
-}
-
 TEST(NodeIdTest, CreatedOnceThenKept) {
   fs::path dir = fs::temp_directory_path() /
                  ("fleetcast-node-id-" + std::to_string(::getpid())) / "state";

@@ -188,7 +188,7 @@ TEST_F(OriginServerTest, LocallyPublishedVersionsAreServed) {
   EXPECT_EQ(aj["root"], local.root.Hex());
   EXPECT_EQ(aj["origin"]["address"], origin_->advertised_address());
   EXPECT_EQ(aj["origin"]["zone"], "zo");
-  EXPECT_EQ(aj["origin"]["node_id"], tracker::FormatNodeId(origin_->node_id()));
+  EXPECT_EQ(aj["origin"]["node_id"], FormatNodeId(origin_->node_id()));
 
   // Manifest.
   auto envelope = origin_->store().ReadManifest(local.root);

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/node_id.h"
 #include "core/piece_picker.h"
 #include "core/sha256.h"
 #include "core/tracker_selection.h"
@@ -78,10 +79,6 @@ struct AnnounceResponse {
   std::vector<Announcer> peers;  // same zone first
   std::optional<Announcer> origin;
 };
-
-// Node ids travel as 16 lowercase hex digits.
-std::string FormatNodeId(uint64_t id);
-Result<uint64_t> ParseNodeId(std::string_view text);
 
 // Parses and validates an announce body; kInvalidArgument naming the
 // offending field. Unknown fields are ignored.

@@ -193,6 +193,14 @@ NodeId PeerNodeIdOf(uint64_t id) {
   return out;
 }
 
+// "closed (their GOODBYE 1 'why', error)" for the log.
+std::string Describe(const Closed& closed) {
+  return fmt::format("closed ({} GOODBYE {} '{}'{})",
+                     closed.by_peer ? "their" : "our",
+                     static_cast<int>(closed.reason), closed.message,
+                     closed.error ? ", " + closed.error->ToString() : "");
+}
+
 bool SendAll(int fd, const uint8_t* data, size_t size) {
   while (size > 0) {
     ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
@@ -396,11 +404,7 @@ class HostilePeer {
             Log(name + ": sent " + what);
           }
         } else if (auto* closed = std::get_if<Closed>(&*event)) {
-          outcome = fmt::format(
-              "closed ({} GOODBYE {} '{}'{})",
-              closed->by_peer ? "their" : "our",
-              static_cast<int>(closed->reason), closed->message,
-              closed->error ? ", " + closed->error->ToString() : "");
+          outcome = Describe(*closed);
         }
       }
       if (s.established() && !bitfield_sent) {
@@ -435,16 +439,15 @@ class HostilePeer {
     }
     while (auto event = s.PollEvent()) {
       if (auto* closed = std::get_if<Closed>(&*event)) {
-        outcome = fmt::format(
-            "closed ({} GOODBYE {} '{}'{})", closed->by_peer ? "their" : "our",
-            static_cast<int>(closed->reason), closed->message,
-            closed->error ? ", " + closed->error->ToString() : "");
+        outcome = Describe(*closed);
       }
     }
     if (s.has_bytes_to_send()) SendAll(fd, s.TakeBytesToSend());
     ::close(fd);
-    Log(fmt::format("{}: {} corrupt chunks sent; {}", name, corrupt_sent,
-                    outcome));
+    if (opts_.mode == Mode::kCorrupt) {
+      Log(fmt::format("{}: {} corrupt chunks sent", name, corrupt_sent));
+    }
+    Log(name + ": " + outcome);
   }
 
   // The real chunk with its middle byte flipped; pseudo-random bytes of

@@ -327,7 +327,7 @@ start_nginx
 log "published $DATASET root ${ROOT:0:16}; nginx on $NGINX (pid $NGINX_PID)"
 sync
 
-declare -A S  # run name -> space-separated samples "seconds:busy[:egress]"
+declare -A S  # run name -> space-separated samples "seconds:busy:egress:own_cpu"
 ORDER=(curl get curl_sha agent)
 for r in $(seq "$REPEAT"); do
   # Warm page caches: the served files and the origin's chunk store.

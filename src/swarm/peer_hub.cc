@@ -331,10 +331,17 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
   }
 
   // Bans the peer of `c` (by id once known, and by address) and counts it.
+  // A peer already banned (e.g. more of its chunks were in flight to the
+  // hashers) is not counted again.
   void Ban(const std::shared_ptr<Conn>& c, TimePoint now) {
+    bool already =
+        (c->id != 0 && Banned(c->id, now)) ||
+        (!c->dial_address.empty() && banned_addresses.count(c->dial_address) &&
+         banned_addresses[c->dial_address] > now);
     TimePoint until = now + opts.ban_duration;
     if (c->id != 0) bans[c->id] = until;
     if (!c->dial_address.empty()) banned_addresses[c->dial_address] = until;
+    if (already) return;
     counters.bans.fetch_add(1);
     if (opts.observer.peer_banned) opts.observer.peer_banned();
   }
@@ -446,10 +453,6 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
     c->link->set_event_handler([self, weak](PeerConnection&, PeerEvent& e) {
       if (auto conn = weak.lock()) self->OnEvent(conn, e);
     });
-    c->link->set_sent_handler(
-        [self, weak](PeerConnection&, uint32_t index, bool ok) {
-          if (auto conn = weak.lock()) self->OnSent(conn, index, ok);
-        });
     conns.insert(c);
     c->link->Start();
   }
@@ -546,6 +549,16 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
     }
     c->registered = true;
     s->peers[c->id] = c;
+    // Every chunk handed to the link reports back exactly once, even after
+    // the connection is gone (a write cut short by the peer's reset): each
+    // report frees an upload slot, so it must not depend on `c` being alive.
+    c->link->set_sent_handler(
+        [self = shared_from_this(), root = c->root, id = c->id](
+            PeerConnection&, uint32_t index, bool ok) {
+          if (SwarmState* swarm = self->Find(root)) {
+            self->UploadDone(*swarm, id, index, ok);
+          }
+        });
     uint64_t open = counters.peers_connected.fetch_add(1) + 1;
     if (opts.observer.peers_changed) opts.observer.peers_changed(open);
     if (auto it = s->dials.find(c->dial_address); it != s->dials.end()) {
@@ -802,12 +815,6 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
       co_return;
     }
     if (!link->SendChunk(index, *data)) UploadDone(*s, peer, index, false);
-  }
-
-  void OnSent(const std::shared_ptr<Conn>& c, uint32_t index, bool ok) {
-    SwarmState* s = Find(c->root);
-    if (!s) return;
-    UploadDone(*s, c->id, index, ok);
   }
 
   void UploadDone(SwarmState& s, PeerId peer, uint32_t index, bool ok) {

@@ -1,11 +1,18 @@
 #include "swarm/peer_hub.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <random>
 #include <thread>
 
 #include "core/manifest.h"
+#include "core/peer_session.h"
 #include "core/sha256.h"
 #include "net/http_server.h"
 
@@ -222,6 +229,107 @@ TEST(PeerHubTest, UnknownVersionIsRefusedAndSelfIsNotDialed) {
   EXPECT_FALSE(agent.complete);
   // Now the right version appears at the seeder: redial picks it up.
   seeder.Seed(v, false);
+  ASSERT_TRUE(PollUntil([&] { return agent.complete.load(); }));
+  EXPECT_TRUE(agent.HoldsExactly(v));
+}
+
+// A receiver that asks for many chunks, reads none of them and resets the
+// connection while the uploader's writes are blocked on it. Plain blocking
+// sockets and a PeerSession: the misbehaviour lives below what a hub does.
+class StalledReceiver {
+ public:
+  StalledReceiver(uint16_t port, const TestVersion& v) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;  // a tiny window: the uploader's writes back up
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ =
+        ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    PeerSessionOptions so;
+    so.role = PeerRole::kInitiator;
+    so.hello.node_id.fill(0x77);
+    so.hello.root = v.root;
+    so.hello.dataset = "test/data";
+    so.version = PeerVersionInfo{v.layout->distinct_count()};
+    auto session = PeerSession::Create(std::move(so), Now());
+    EXPECT_TRUE(session.has_value());
+    session_.emplace(std::move(*session));
+  }
+  ~StalledReceiver() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  // Handshakes and asks for `count` chunks, one REQUEST each.
+  bool RequestChunks(uint32_t count) {
+    if (!connected_ || !Flush()) return false;
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!session_->established() && !session_->closed() &&
+           std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      uint8_t buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return false;
+      session_->OnBytesReceived(ByteSpan(buf, static_cast<size_t>(n)), Now());
+    }
+    if (!session_->established()) return false;
+    for (uint32_t i = 0; i < count; ++i) {
+      uint32_t index[] = {i};
+      if (!session_->SendRequest(index, Now())) return false;
+    }
+    return Flush();
+  }
+
+  // Bytes the uploader has pushed into our receive queue.
+  int Queued() const {
+    int n = 0;
+    ::ioctl(fd_, FIONREAD, &n);
+    return n;
+  }
+
+  // Closes with RST (SO_LINGER 0) and the data unread.
+  void Reset() {
+    linger l{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  static TimePoint Now() { return std::chrono::steady_clock::now(); }
+  bool Flush() {
+    auto out = session_->TakeBytesToSend();
+    return ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(out.size());
+  }
+
+  int fd_ = -1;
+  bool connected_ = false;
+  std::optional<PeerSession> session_;
+};
+
+TEST(PeerHubTest, ReceiverResettingMidUploadDoesNotStarveOthers) {
+  // Every upload slot of the seeder is busy writing to a receiver that
+  // stopped reading; it resets. The slots must come back: a later agent
+  // completes. (Regression: the write failures of a connection already
+  // gone were dropped, and the seeder never served anyone again.)
+  net::IoRuntime rt({.io_threads = 2, .worker_threads = 2});
+  rt.Start();
+  TestVersion v(64);
+  Node seeder(rt, 5, "z", false);
+  seeder.Seed(v, /*super_seed=*/false);
+  for (int round = 0; round < 6; ++round) {
+    StalledReceiver stalled(seeder.server.port(), v);
+    ASSERT_TRUE(stalled.RequestChunks(40));
+    ASSERT_TRUE(PollUntil([&] { return stalled.Queued() > 0; }));
+    stalled.Reset();
+  }
+  Node agent(rt, 40, "z", false);
+  agent.Fetch(v);
+  agent.hub->AddPeers(v.root, {seeder.Address()});
   ASSERT_TRUE(PollUntil([&] { return agent.complete.load(); }));
   EXPECT_TRUE(agent.HoldsExactly(v));
 }

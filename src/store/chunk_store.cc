@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 
 #include "store/posix_file.h"
@@ -32,10 +33,16 @@ Result<std::unique_ptr<ChunkStore>> ChunkStore::Open(const std::string& dir) {
       return std::unexpected(st.error());
     }
   }
-  // Leftovers of writes interrupted by a crash; never referenced.
+  // Leftovers of writes interrupted by a crash are never referenced. Only
+  // old ones are removed: another process (a running origin receiving an
+  // upload, a publish) may be writing the recent ones right now.
   std::error_code ec;
+  const auto cutoff =
+      std::filesystem::file_time_type::clock::now() - std::chrono::hours(1);
   for (const auto& e : std::filesystem::directory_iterator(dir + "/tmp", ec)) {
-    std::filesystem::remove(e.path(), ec);
+    std::error_code time_ec;
+    auto written = e.last_write_time(time_ec);
+    if (!time_ec && written < cutoff) std::filesystem::remove(e.path(), ec);
   }
   auto dir_fd = fleetcast::Open(dir, O_RDONLY | O_DIRECTORY);
   if (!dir_fd) return std::unexpected(dir_fd.error());

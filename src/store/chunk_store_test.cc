@@ -173,21 +173,29 @@ TEST_F(ChunkStoreTest, ReadChunkOfAnAbsentChunkIsNotFound) {
   EXPECT_THAT(read.error().subject, HasSubstr(hash.Hex()));
 }
 
-TEST_F(ChunkStoreTest, OpenRemovesTmpLeftoversAndKeepsStoredData) {
+TEST_F(ChunkStoreTest, OpenRemovesOldTmpLeftoversAndKeepsStoredData) {
   const Digest chunk = Sha256(Bytes("kept chunk"));
   ASSERT_TRUE(store_->PutChunk(chunk, Bytes("kept chunk")).has_value());
   const Digest root = Sha256(Bytes("root"));
   ASSERT_TRUE(store_->PutManifest(root, Bytes("envelope")).has_value());
   ASSERT_TRUE(store_->SyncDirectories().has_value());
 
-  // Debris of writes interrupted by a crash.
+  // Debris of writes interrupted by a crash (old), and a write another
+  // process is doing right now (recent: kept).
   WriteFile(dir_ / "store/tmp/deadbeef.0", "partial chunk");
   WriteFile(dir_ / "store/tmp/deadbeef.1", "", 0444);
+  const auto two_hours_ago =
+      std::filesystem::file_time_type::clock::now() - std::chrono::hours(2);
+  std::filesystem::last_write_time(dir_ / "store/tmp/deadbeef.0",
+                                   two_hours_ago);
+  std::filesystem::last_write_time(dir_ / "store/tmp/deadbeef.1",
+                                   two_hours_ago);
+  WriteFile(dir_ / "store/tmp/cafe.2", "being written by a live origin");
   store_.reset();
 
   auto reopened = OpenStore(dir_ / "store");
   ASSERT_NE(reopened, nullptr);
-  EXPECT_THAT(ListDir(dir_ / "store/tmp"), IsEmpty());
+  EXPECT_THAT(ListDir(dir_ / "store/tmp"), ElementsAre("cafe.2"));
   std::vector<uint8_t> out;
   ASSERT_TRUE(reopened->ReadChunk(chunk, out).has_value());
   EXPECT_EQ(out, ToVector(Bytes("kept chunk")));
@@ -404,13 +412,22 @@ TEST_F(ChunkStoreTest, CommitReturnsOnlyOnceEverythingStagedBeforeIsInPlace) {
 }
 
 TEST_F(ChunkStoreTest, StagedButUncommittedChunksAreDiscardedOnOpen) {
-  // A crash before the commit: the temporary files are debris.
+  // A crash before the commit: the temporary files are debris, never
+  // visible as chunks, and removed once they are old.
   const auto data = RandomBytes(22, 3000);
   const Digest hash = Sha256(data);
   ASSERT_TRUE(store_->StageChunk(hash, data).has_value());
-  EXPECT_THAT(ListDir(dir_ / "store/tmp"), ::testing::SizeIs(1));
+  const auto staged = ListDir(dir_ / "store/tmp");
+  ASSERT_THAT(staged, ::testing::SizeIs(1));
   store_.reset();
   auto reopened = OpenStore(dir_ / "store");
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_FALSE(reopened->HasChunk(hash));
+  reopened.reset();
+  std::filesystem::last_write_time(
+      dir_ / ("store/tmp/" + staged[0]),
+      std::filesystem::file_time_type::clock::now() - std::chrono::hours(2));
+  reopened = OpenStore(dir_ / "store");
   ASSERT_NE(reopened, nullptr);
   EXPECT_FALSE(reopened->HasChunk(hash));
   EXPECT_THAT(ListDir(dir_ / "store/tmp"), IsEmpty());

@@ -238,8 +238,60 @@ Status Staging::Prepare(bool resuming) {
     }
     durable_count_.store(durable);
     if (auto st = state.ForgetChunks(row_id_, untrusted); !st) return st;
+    if (auto st = RecoverUnrecorded(recreated); !st) return st;
   }
   MarkLinkSatisfied();
+  return {};
+}
+
+// After a kill (not a power loss) the chunks written since the last
+// checkpoint are usually intact in the page cache. Each one whose every
+// position lies in a region holding data (SEEK_DATA skips the unwritten
+// preallocated extents, so a fresh staging costs no reads) and hashes to
+// the manifest's digest is taken back as pending: the next Checkpoint
+// syncs it before recording it, exactly as if it had just been received.
+Status Staging::RecoverUnrecorded(const std::vector<uint8_t>& recreated) {
+  const Manifest& m = manifest();
+  std::vector<UniqueFd> fds(m.entries.size());
+  auto fd_of = [&](uint32_t e) -> int {
+    if (!fds[e].valid()) {
+      auto fd = Open(PathOf(e), O_RDONLY | O_NOFOLLOW);
+      if (!fd) return -1;
+      fds[e] = std::move(*fd);
+    }
+    return fds[e].get();
+  };
+  std::vector<uint8_t> buf;
+  for (uint32_t index = 0; index < distinct_count(); ++index) {
+    if (Has(index)) continue;
+    bool ok = true;
+    for (uint32_t k : layout_->positions(index)) {
+      const uint32_t e = layout_->entry_of(k);
+      if (linked_[e] || recreated[e]) {
+        ok = false;
+        break;
+      }
+      int fd = fd_of(e);
+      const off_t off = static_cast<off_t>(layout_->offset_of(k));
+      const uint32_t len = layout_->length(index);
+      // The chunk's first byte must be in a data region (not a hole or an
+      // unwritten extent); the hash decides the rest.
+      if (fd < 0 || len == 0 || ::lseek(fd, off, SEEK_DATA) != off) {
+        ok = false;
+        break;
+      }
+      buf.resize(len);
+      if (::pread(fd, buf.data(), len, off) != static_cast<ssize_t>(len) ||
+          Sha256(buf) != layout_->hash(index)) {
+        ok = false;
+        break;
+      }
+    }
+    if (!ok || !SetHave(index)) continue;
+    std::lock_guard lock(pending_mu_);
+    pending_.push_back(index);
+    pending_bytes_ += layout_->length(index);
+  }
   return {};
 }
 

@@ -182,6 +182,9 @@ class Staging {
   Result<LocalPlan> PlanLocalLocked(bool with_links, CopyPlan* copies) const;
   Status CopyLocal(const CopyPlan& plan, unsigned threads);
   Status Prepare(bool resuming);
+  // Resume: takes back chunks written but not yet recorded that still hash
+  // right (they become pending, recorded by the next Checkpoint).
+  Status RecoverUnrecorded(const std::vector<uint8_t>& recreated);
 
   VersionStore* store_;
   std::shared_ptr<const ChunkLayout> layout_;

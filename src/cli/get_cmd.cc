@@ -47,7 +47,7 @@ int RunGet(const GetArgs& a) {
   std::error_code ec;
   if (fs::exists(out, ec) &&
       !(fs::is_directory(out, ec) && fs::is_empty(out, ec))) {
-    return ReportError(Error{ErrorCode::kAlreadyExists, out.string(),
+    return ReportError(Error{ErrorCode::kInvalidArgument, out.string(),
                              "exists and is not an empty directory", 0});
   }
   fs::path work =

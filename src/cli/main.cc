@@ -1,10 +1,12 @@
 // fleetcast: one binary, many subcommands. Parsing and exit codes live
 // here; each subcommand is registered from its own file.
 #include <fmt/format.h>
+#include <spdlog/cfg/helpers.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <exception>
 
 #include "cli/cli_common.h"
@@ -14,6 +16,10 @@ int main(int argc, char** argv) {
   using namespace fleetcast::cli;
   // Logs go to stderr: stdout carries results ("listening on", roots, JSON).
   spdlog::set_default_logger(spdlog::stderr_color_mt("fleetcast"));
+  // FLEETCAST_LOG=debug (or spdlog's "info,fleetcast=debug" syntax).
+  if (const char* levels = std::getenv("FLEETCAST_LOG")) {
+    spdlog::cfg::helpers::load_levels(levels);
+  }
   CLI::App app{
       "fleetcast: distribute versioned datasets to fleets of nodes, verified "
       "end to end"};

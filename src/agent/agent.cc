@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -450,7 +451,8 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
         staging.reset();
         return s->DiscardStaging(dataset, old);
       };
-      if (auto st = co_await rt.OffloadToWorkers(drop); !st) {
+      // On the sync thread: after any checkpoint of it queued there.
+      if (auto st = co_await rt.OffloadToSync(drop); !st) {
         spdlog::warn("{}: dropping staging {}: {}", dataset, old.ShortHex(),
                      st.error().ToString());
       }
@@ -571,10 +573,22 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     spec.read_chunk = [staging](uint32_t index, std::vector<uint8_t>& out) {
       return staging->ReadChunk(index, out);
     };
-    spec.write_chunk = [staging](uint32_t index, ByteSpan bytes) -> Status {
+    // Checkpoints (fdatasync + a SQLite commit) run on the sync thread, one
+    // queued at a time: a worker that waits on the disk is not hashing.
+    auto checkpoint_queued = std::make_shared<std::atomic<bool>>(false);
+    spec.write_chunk = [staging, checkpoint_queued, &rt = rt](
+                           uint32_t index, ByteSpan bytes) -> Status {
       if (auto st = staging->WriteChunk(index, bytes); !st) return st;
-      auto ran = staging->MaybeCheckpoint(SteadyMs());
-      if (!ran) return std::unexpected(ran.error());
+      if (staging->CheckpointDue(SteadyMs()) &&
+          !checkpoint_queued->exchange(true)) {
+        rt.PostToSync([staging, checkpoint_queued] {
+          checkpoint_queued->store(false);
+          if (auto ran = staging->MaybeCheckpoint(SteadyMs()); !ran) {
+            spdlog::error("{}: checkpoint: {}", staging->dataset(),
+                          ran.error().ToString());
+          }
+        });
+      }
       return {};
     };
     std::weak_ptr<Impl> weak = weak_from_this();
@@ -745,7 +759,7 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
         for (auto& s : due) (void)s->MaybeCheckpoint(now);
         return DiskFree(data_dir);
       };
-      uint64_t free = co_await rt.OffloadToWorkers(work);
+      uint64_t free = co_await rt.OffloadToSync(work);
       for (auto& [name, f] : followers) metrics->SetDiskFree(name, free);
     }
   }
@@ -831,10 +845,11 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
       }
     }
     co_await hub->Shutdown();
+    // After the checkpoints queued before it (the sync thread runs in order).
     auto checkpoint = [&] {
       for (auto& s : stagings) (void)s->Checkpoint(SteadyMs());
     };
-    co_await rt.OffloadToWorkers(checkpoint);
+    co_await rt.OffloadToSync(checkpoint);
     co_await http->Shutdown(std::chrono::milliseconds(1000));
   }
 };

@@ -33,6 +33,11 @@ IoRuntime::IoRuntime(IoRuntimeOptions options)
 IoRuntime::~IoRuntime() {
   Stop();
   workers_.join();
+  sync_.join();
+}
+
+void IoRuntime::PostToSync(std::function<void()> f) {
+  boost::asio::post(sync_, std::move(f));
 }
 
 void IoRuntime::Start() {

@@ -99,27 +99,19 @@ class IoRuntime {
   // was freed while still in use), so the rule is enforced here.
   template <typename F, typename R = std::invoke_result_t<F&>>
   awaitable<R> OffloadToWorkers(F f) {
-    static_assert(std::is_trivially_destructible_v<F>,
-                  "capture by reference (see above)");
-    if constexpr (std::is_void_v<R>) {
-      co_await boost::asio::co_spawn(
-          workers_.get_executor(),
-          [f = std::move(f)]() mutable -> awaitable<void> {
-            f();
-            co_return;
-          },
-          boost::asio::use_awaitable);
-    } else {
-      // co_spawn's completion needs a default-constructible value: wrap it.
-      std::optional<R> out = co_await boost::asio::co_spawn(
-          workers_.get_executor(),
-          [f = std::move(f)]() mutable -> awaitable<std::optional<R>> {
-            co_return std::optional<R>(f());
-          },
-          boost::asio::use_awaitable);
-      co_return std::move(*out);
-    }
+    return OffloadTo(workers_, std::move(f));
   }
+
+  // Like OffloadToWorkers, on the sync thread: one thread for work that
+  // mostly waits on the device (fsync, fdatasync, SQLite commits), so it
+  // never holds a worker that could be hashing meanwhile. Jobs run one at a
+  // time, in order.
+  template <typename F, typename R = std::invoke_result_t<F&>>
+  awaitable<R> OffloadToSync(F f) {
+    return OffloadTo(sync_, std::move(f));
+  }
+  // For a plain (non-coroutine) caller: runs `f` on the sync thread later.
+  void PostToSync(std::function<void()> f);
 
   // Runs a coroutine on a new strand of the event loop and blocks the
   // calling (non-io) thread until it finishes. For tests and CLI glue.
@@ -142,12 +134,36 @@ class IoRuntime {
   }
 
  private:
+  template <typename F, typename R = std::invoke_result_t<F&>>
+  awaitable<R> OffloadTo(boost::asio::thread_pool& pool, F f) {
+    static_assert(std::is_trivially_destructible_v<F>,
+                  "capture by reference (see OffloadToWorkers)");
+    if constexpr (std::is_void_v<R>) {
+      co_await boost::asio::co_spawn(
+          pool.get_executor(),
+          [f = std::move(f)]() mutable -> awaitable<void> {
+            f();
+            co_return;
+          },
+          boost::asio::use_awaitable);
+    } else {
+      // co_spawn's completion needs a default-constructible value: wrap it.
+      std::optional<R> out = co_await boost::asio::co_spawn(
+          pool.get_executor(),
+          [f = std::move(f)]() mutable -> awaitable<std::optional<R>> {
+            co_return std::optional<R>(f());
+          },
+          boost::asio::use_awaitable);
+      co_return std::move(*out);
+    }
+  }
   awaitable<void> RunShutdown();
   void JoinIoThreads();
 
   IoRuntimeOptions options_;
   boost::asio::io_context io_;
   boost::asio::thread_pool workers_;
+  boost::asio::thread_pool sync_{1};
   std::optional<boost::asio::executor_work_guard<Executor>> work_;
 
   std::mutex mu_;

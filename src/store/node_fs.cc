@@ -27,14 +27,25 @@ void MakeDirsWritable(const std::filesystem::path& path) {
 
 }  // namespace
 
-Status ReadVerified(const std::string& path, uint64_t offset, uint32_t length,
-                    const Digest& hash, std::vector<uint8_t>& out) {
+Status ReadExact(const std::string& path, uint64_t offset, uint32_t length,
+                 std::vector<uint8_t>& out) {
   auto fd = Open(path, O_RDONLY | O_NOFOLLOW);
   if (!fd) return std::unexpected(fd.error());
   out.resize(length);
   auto n = PreadFull(fd->get(), out, offset, path);
   if (!n) return std::unexpected(n.error());
-  if (*n != length || Sha256(out) != hash) {
+  if (*n != length) {
+    return MakeError(ErrorCode::kCorrupt, path,
+                     fmt::format("{} bytes at offset {}: the file is shorter",
+                                 length, offset));
+  }
+  return {};
+}
+
+Status ReadVerified(const std::string& path, uint64_t offset, uint32_t length,
+                    const Digest& hash, std::vector<uint8_t>& out) {
+  if (auto st = ReadExact(path, offset, length, out); !st) return st;
+  if (Sha256(out) != hash) {
     return MakeError(
         ErrorCode::kCorrupt, path,
         fmt::format("chunk {} at offset {} does not match its hash",

@@ -21,6 +21,11 @@ namespace fleetcast::node_fs {
 Status ReadVerified(const std::string& path, uint64_t offset, uint32_t length,
                     const Digest& hash, std::vector<uint8_t>& out);
 
+// Reads exactly `length` bytes at `offset` of `path` into `out`, without
+// hashing them (kCorrupt naming the path when the file is too short).
+Status ReadExact(const std::string& path, uint64_t offset, uint32_t length,
+                 std::vector<uint8_t>& out);
+
 // Copies `length` bytes from (in, in_off) to (out, out_off) with
 // copy_file_range, falling back to pread/pwrite where the kernel or file
 // system cannot (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP).

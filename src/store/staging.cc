@@ -65,7 +65,11 @@ Staging::Staging(VersionStore* store, std::shared_ptr<const ChunkLayout> layout,
   linked_.assign(manifest().entries.size(), 0);
   const size_t words = (size_t{distinct_count()} + 63) / 64;
   have_ = std::make_unique<std::atomic<uint64_t>[]>(words);
-  for (size_t i = 0; i < words; ++i) have_[i].store(0);
+  hashed_here_ = std::make_unique<std::atomic<uint64_t>[]>(words);
+  for (size_t i = 0; i < words; ++i) {
+    have_[i].store(0);
+    hashed_here_[i].store(0);
+  }
 }
 
 Staging::~Staging() { store_->StagingClosed(root_); }
@@ -94,8 +98,20 @@ bool Staging::SetHave(uint32_t index) {
   return true;
 }
 
+void Staging::SetHashedHere(uint32_t index) {
+  const uint64_t bit = uint64_t{1} << (index % 64);
+  hashed_here_[index / 64].fetch_or(bit, std::memory_order_acq_rel);
+}
+
+bool Staging::HashedHere(uint32_t index) const {
+  return (hashed_here_[index / 64].load(std::memory_order_acquire) >>
+              (index % 64) &
+          1) != 0;
+}
+
 void Staging::ClearHave(uint32_t index) {
   const uint64_t bit = uint64_t{1} << (index % 64);
+  hashed_here_[index / 64].fetch_and(~bit, std::memory_order_acq_rel);
   if ((have_[index / 64].fetch_and(~bit, std::memory_order_acq_rel) & bit) ==
       0) {
     return;
@@ -287,7 +303,9 @@ Status Staging::RecoverUnrecorded(const std::vector<uint8_t>& recreated) {
         break;
       }
     }
-    if (!ok || !SetHave(index)) continue;
+    if (!ok) continue;
+    SetHashedHere(index);
+    if (!SetHave(index)) continue;
     std::lock_guard lock(pending_mu_);
     pending_.push_back(index);
     pending_bytes_ += layout_->length(index);
@@ -330,6 +348,7 @@ Status Staging::WriteChunk(uint32_t index, ByteSpan bytes) {
       return st;
     }
   }
+  SetHashedHere(index);  // the caller verified these bytes (precondition)
   if (SetHave(index)) {
     std::lock_guard pending(pending_mu_);
     pending_.push_back(index);
@@ -348,6 +367,12 @@ Status Staging::ReadChunk(uint32_t index, std::vector<uint8_t>& out) const {
   const Digest& hash = layout_->hash(index);
   const uint32_t length = layout_->length(index);
   if (Has(index)) {
+    // A position this Staging wrote from bytes it hashed needs no re-hash.
+    for (uint32_t k : layout_->positions(index)) {
+      const uint32_t e = layout_->entry_of(k);
+      if (linked_[e] || !HashedHere(index)) continue;
+      return node_fs::ReadExact(PathOf(e), layout_->offset_of(k), length, out);
+    }
     const uint32_t k = layout_->positions(index)[0];
     return node_fs::ReadVerified(PathOf(layout_->entry_of(k)),
                                  layout_->offset_of(k), length, hash, out);
@@ -667,7 +692,7 @@ Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
     if (m.entries[i].type == EntryType::kFile) files.push_back(i);
   }
 
-  if (options.verify) {
+  {
     std::mutex bad_mu;
     std::vector<uint32_t> bad;
     std::vector<uint32_t> bad_linked;
@@ -680,8 +705,11 @@ Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
           if (!fd) return std::unexpected(fd.error());
           thread_local std::vector<uint8_t> buffer;
           std::vector<uint32_t> local_bad;
+          const bool whole_file =
+              options.verify == FinalizeVerify::kAll || linked_[e];
           for (uint32_t c = 0; c < entry.chunk_count; ++c) {
             const uint32_t k = static_cast<uint32_t>(entry.first_chunk + c);
+            if (!whole_file && HashedHere(layout_->distinct_of(k))) continue;
             const ChunkRef& ref = m.chunks[k];
             buffer.resize(ref.length);
             auto n = PreadFull(fd->get(), buffer, layout_->offset_of(k), path);

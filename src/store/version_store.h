@@ -91,8 +91,21 @@ struct LocalPlan {
   uint64_t missing_bytes = 0;     // their total length
 };
 
+// Which chunks Finalize re-reads and re-hashes from the files before the
+// tree becomes a version.
+enum class FinalizeVerify {
+  // Every chunk of every file.
+  kAll,
+  // Every chunk whose bytes this Staging did not hash in memory itself
+  // before writing them: chunks trusted from an earlier run (recorded
+  // durable), copied from kept versions, and everything in hard-linked
+  // files. A chunk received and verified in this process is not read back:
+  // the read would come from the page cache it was just written to.
+  kNotHashedHere,
+};
+
 struct FinalizeOptions {
-  bool verify = true;    // re-hash every chunk of every file first
+  FinalizeVerify verify = FinalizeVerify::kNotHashedHere;
   unsigned threads = 0;  // 0: one per core
 };
 
@@ -136,8 +149,9 @@ class Staging {
   Status WriteChunk(uint32_t index, ByteSpan bytes);
   // Serves a chunk to peers: from this staging (or version, once
   // finalized) when Has(index), else from any kept version holding the
-  // same hash. The bytes are re-hashed (kCorrupt on mismatch); kNotFound
-  // when no local copy exists.
+  // same hash. The bytes are re-hashed (kCorrupt on mismatch) unless this
+  // Staging hashed them itself before writing them; kNotFound when no local
+  // copy exists.
   Status ReadChunk(uint32_t index, std::vector<uint8_t>& out) const;
 
   // True when pending (written, not yet durable) chunks amount to
@@ -159,9 +173,9 @@ class Staging {
   Result<LocalPlan> ApplyLocal(const LocalPlan& plan);
 
   // Precondition for success: Complete(). Otherwise kInvalidArgument and
-  // nothing changes. With options.verify every file is re-hashed chunk by
-  // chunk; chunks that do not match are dropped from the have-set and the
-  // result is kCorrupt (fetch Missing() again and retry). Then modes,
+  // nothing changes. The chunks options.verify names are re-hashed from
+  // the files; chunks that do not match are dropped from the have-set and
+  // the result is kCorrupt (fetch Missing() again and retry). Then modes,
   // mtimes and symlinks are set, everything is fsynced and the tree is
   // renamed to versions/<label>-<root12>. Does not activate.
   Result<NodeVersion> Finalize(const FinalizeOptions& options = {});
@@ -175,6 +189,10 @@ class Staging {
   std::string PathOf(uint32_t entry) const;
   bool SetHave(uint32_t index);  // true when this call set it
   void ClearHave(uint32_t index);
+  // The bytes at every written position of `index` were hashed in memory
+  // by this Staging (WriteChunk's caller, RecoverUnrecorded).
+  void SetHashedHere(uint32_t index);
+  bool HashedHere(uint32_t index) const;
   Status CheckpointLocked(int64_t now_ms);
   // Indices not present whose every position lies in a linked file.
   void MarkLinkSatisfied();
@@ -201,6 +219,7 @@ class Staging {
   mutable std::shared_mutex op_mu_;
   std::vector<uint8_t> linked_;  // per entry; changed only exclusively
   std::unique_ptr<std::atomic<uint64_t>[]> have_;
+  std::unique_ptr<std::atomic<uint64_t>[]> hashed_here_;
   std::atomic<uint32_t> have_count_{0};
   std::atomic<uint64_t> have_bytes_{0};
   std::atomic<uint32_t> durable_count_{0};

@@ -663,12 +663,44 @@ TEST_F(VersionStoreTest, FinalizeRefusesCorruptedBytesAndAsksForThemAgain) {
   std::vector<uint8_t> bytes = store_testing::ReadFile(path);
   bytes[1000] ^= 1;
   WriteFile(path, ByteSpan(bytes), 0600);
-  auto fin = s->Finalize();
+  auto fin = s->Finalize({.verify = FinalizeVerify::kAll});
   ASSERT_FALSE(fin.has_value());
   EXPECT_EQ(fin.error().code, ErrorCode::kCorrupt);
   std::vector<uint32_t> missing = s->Missing();
   ASSERT_EQ(missing.size(), 1u);
   Feed(*s, missing);
+  ASSERT_TRUE(s->Finalize({.verify = FinalizeVerify::kAll}).has_value());
+  ASSERT_TRUE(node_->Activate(kDs, v1.root).has_value());
+  ExpectTreeIs(Current(), v1.manifest);
+}
+
+TEST_F(VersionStoreTest, FinalizeRechecksChunksTrustedFromAnEarlierRun) {
+  // The default check skips only chunks this process hashed itself; the
+  // ones a restart trusted from SQLite are read back and hashed.
+  BuildV1();
+  Published v1 = PublishVersion("v1");
+  uint32_t damaged = 0;
+  {
+    auto s = Begin(v1);
+    ASSERT_NE(s, nullptr);
+    Feed(*s, s->Missing());
+    ASSERT_TRUE(s->Checkpoint().has_value());
+    const ChunkLayout& layout = s->layout();
+    damaged = s->distinct_count() / 2;
+    const uint32_t k = layout.positions(damaged)[0];
+    FlipByteInPlace(
+        s->dir() + "/" + layout.manifest().entries[layout.entry_of(k)].path,
+        layout.offset_of(k), 0x40);
+  }  // dropped before Finalize: the process restarts
+  OpenNode();
+  auto s = Begin(v1);
+  ASSERT_NE(s, nullptr);
+  ASSERT_TRUE(s->Complete());  // every chunk trusted from the record
+  auto fin = s->Finalize();
+  ASSERT_FALSE(fin.has_value());
+  EXPECT_EQ(fin.error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(s->Missing(), std::vector<uint32_t>{damaged});
+  Feed(*s, s->Missing());
   ASSERT_TRUE(s->Finalize().has_value());
   ASSERT_TRUE(node_->Activate(kDs, v1.root).has_value());
   ExpectTreeIs(Current(), v1.manifest);

@@ -7,7 +7,8 @@
 #     within 1.25 x of it)
 #   the same curl + sha256sum of the files + sync (download and check)
 #   fleetcast get from a fresh origin: start to exit (fetch through the swarm,
-#     verify every chunk, finalize = re-verify + fsync, move to --out)
+#     verify every chunk, finalize = fsync (+ re-verify of what was not
+#     hashed in this process), move to --out)
 #   one fleetcast agent subscribed to the dataset: start until its /v1/status
 #     shows the version active (polled every 50 ms)
 #   N fleetcast agents started together: time to the last and the median

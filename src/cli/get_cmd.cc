@@ -1,11 +1,13 @@
 // fleetcast get --tracker URL --dataset NAME [--version L] --out DIR
 //   --trust KEY.pub [--seed-for SECONDS] [--listen HOST:PORT] [--zone Z]
-//   [--rate-down BPS]
+//   [--rate-down BPS] [--stall-timeout SECONDS]
 //
 // A one-shot agent: fetches one version through the swarm into a hidden
 // sibling of DIR (.<DIR>.fleetcast/, which also makes an interrupted get
 // resumable), optionally seeds it for a while, then moves the verified
-// tree to DIR.
+// tree to DIR. It gives up (exit 3, resumable) when nothing moved for
+// --stall-timeout seconds: no tracker reachable, or nobody serving the
+// version.
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -35,6 +37,7 @@ struct GetArgs {
   std::string out;
   std::vector<std::string> trust;
   double seed_for = 0;
+  double stall_timeout = 120;
   std::string listen = "127.0.0.1:0";
   std::string advertise;
   std::string zone;
@@ -100,7 +103,14 @@ int RunGet(const GetArgs& a) {
   runtime.Start();
 
   ProgressBar bar(fmt::format("get {}", a.dataset));
+  bool stalled = false;
   {
+    using Clock = std::chrono::steady_clock;
+    // Progress: a staging appeared or grew. Without any for stall_timeout
+    // the get gives up rather than wait forever on a wrong URL.
+    std::optional<std::pair<std::string, uint64_t>> last_seen;
+    auto last_progress = Clock::now();
+    uint32_t peers = 0;
     std::unique_lock lock(mu);
     // Redraw the bar while waiting (the wait is for the outcome; the
     // timeout only paces the redraws).
@@ -108,9 +118,36 @@ int RunGet(const GetArgs& a) {
       cv.wait_for(lock, std::chrono::milliseconds(200));
       lock.unlock();
       for (const auto& d : (*agent)->GetStatus().datasets) {
-        if (d.staging) bar.Update(d.staging->have_bytes, d.staging->bytes);
+        peers = d.peers;
+        if (!d.staging) continue;
+        bar.Update(d.staging->have_bytes, d.staging->bytes);
+        std::pair<std::string, uint64_t> seen{d.staging->root,
+                                              d.staging->have_bytes};
+        if (seen != last_seen) {
+          last_seen = seen;
+          last_progress = Clock::now();
+        }
+      }
+      if (a.stall_timeout > 0 &&
+          Clock::now() - last_progress >
+              std::chrono::duration<double>(a.stall_timeout)) {
+        stalled = true;
+        lock.lock();
+        break;
       }
       lock.lock();
+    }
+    if (stalled) {
+      failed =
+          Error{ErrorCode::kIo, a.dataset,
+                fmt::format("no progress for {} s ({}; {} peers connected); "
+                            "run again to resume",
+                            a.stall_timeout,
+                            last_seen ? "the version stopped arriving"
+                                      : "the version could not be found: no "
+                                        "tracker answered or none knows it",
+                            peers),
+                0};
     }
   }
   bar.Finish();
@@ -164,6 +201,11 @@ void RegisterGet(CLI::App& app, Runner& run) {
   cmd->add_option("--advertise", a->advertise,
                   "HOST:PORT announced to peers (default: the bound one)");
   cmd->add_option("--zone", a->zone, "Locality zone");
+  cmd->add_option("--stall-timeout", a->stall_timeout,
+                  "Give up after this many seconds without progress (0: "
+                  "never)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("--rate-down", a->rate_down, "Download cap in bytes/s");
   cmd->callback([&run, a] { run = [a] { return RunGet(*a); }; });
 }

@@ -1,6 +1,6 @@
 // `fleetcast get` against a real origin: a pinned version and the latest,
 // verified against the store; a destination that holds files is refused;
-// an interrupted get resumes.
+// a get that cannot make progress gives up; an interrupted get resumes.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -126,6 +126,19 @@ TEST_F(GetE2eTest, RefusesADestinationWithFilesAndAnUnknownVersion) {
   EXPECT_NE(unknown.exit_code, 0);
   EXPECT_NE(unknown.err.find("v9"), std::string::npos) << unknown.err;
   EXPECT_FALSE(fs::exists(dir_ + "/none"));
+}
+
+TEST_F(GetE2eTest, GivesUpWhenNothingMoves) {
+  // Port 1 on loopback: nothing listens there, every announce fails.
+  auto argv = Get(dir_ + "/nowhere");
+  argv[3] = "http://127.0.0.1:1";
+  argv.push_back("--stall-timeout");
+  argv.push_back("1");
+  auto r = Exec(argv);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("no progress for 1 s"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no tracker answered"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ + "/nowhere"));
 }
 
 TEST_F(GetE2eTest, AnInterruptedGetResumes) {

@@ -135,8 +135,10 @@ start_origin() {  # sets ORIGIN_PID, ORIGIN (host:port)
   # Emptied here: the child truncates it only once it runs, and the line of
   # the previous origin must not be read as this one's.
   : >"$WORK/origin.out"
+  # --announce-interval: the interval the tracker gives agents (it wins over
+  # theirs), so agents that start together learn of each other within 1 s.
   "$BIN" origin --store "$WORK/store" --listen 127.0.0.1:0 --trust "$WORK/key.pub" \
-    >"$WORK/origin.out" 2>>"$WORK/origin.err" &
+    --announce-interval 1 >"$WORK/origin.out" 2>>"$WORK/origin.err" &
   ORIGIN_PID=$!
   PIDS+=("$ORIGIN_PID")
   ORIGIN=$(wait_listening "$WORK/origin.out" "$ORIGIN_PID")

@@ -232,12 +232,11 @@ TEST(MetricsTextParserTest, RefusesMalformedText) {
                   .has_value());
 }
 
-// promtool (Debian package "prometheus") is the reference checker; the
-// test runs it when it is on PATH.
+// promtool (Debian package "prometheus", installed by ./dev setup) is the
+// reference checker.
 TEST(MetricsTest, PromtoolAcceptsTheAgentAndOriginText) {
-  if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
-    GTEST_SKIP() << "promtool not installed";
-  }
+  ASSERT_EQ(std::system("command -v promtool >/dev/null 2>&1"), 0)
+      << "promtool not found: ./dev setup installs the prometheus package";
   AgentMetrics agent;
   agent.SetActiveVersion("models/ranker", "ab12", "v1");
   agent.SetStagingProgress("models/ranker", 0.5);

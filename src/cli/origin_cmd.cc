@@ -52,7 +52,6 @@ int RunOrigin(const OriginArgs& a) {
   auto process = origin::OriginProcess::Create(std::move(options));
   if (!process) return ReportError(process.error());
   origin::OriginSeederOptions seeding;
-  seeding.rate_up_bytes_per_s = *rate;
   seeding.zone = a.zone;
   seeding.rng_seed = std::random_device{}();
   auto seeder = origin::OriginSeeder::Attach((*process)->runtime(),

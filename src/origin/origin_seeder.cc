@@ -32,7 +32,7 @@ Result<std::unique_ptr<OriginSeeder>> OriginSeeder::Attach(
   hub.is_origin = true;
   hub.listen_port = 0;  // the origin never dials
   hub.max_peers = options.max_peers;
-  hub.rate_up_bytes_per_s = options.rate_up_bytes_per_s;
+  hub.shared_up_limiter = origin.up_limiter();
   hub.rng_seed = options.rng_seed;
   obs::OriginMetrics* metrics = &origin.metrics();
   hub.observer.chunk_sent = [metrics](uint64_t bytes) {

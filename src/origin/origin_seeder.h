@@ -7,8 +7,9 @@
 //
 // Chunks are read from the origin's content-addressed store on the worker
 // pool; the bytes served count into the origin's metrics
-// (fleetcast_origin_bytes_sent_total{protocol="peer"}) and pass the same
-// --rate-up cap as HTTP downloads (a separate budget of the same size).
+// (fleetcast_origin_bytes_sent_total{protocol="peer"}) and draw from the
+// same --rate-up budget as HTTP downloads (OriginServer::up_limiter): the
+// cap bounds the origin's whole egress.
 //
 // Thread-safety: Attach() once, before OriginServer::Start(); the rest runs
 // on the runtime. The seeder must outlive the server's listeners: Attach
@@ -30,7 +31,6 @@ struct OriginSeederOptions {
   // Versions of each dataset seeded from the start (newest first); newly
   // published versions are always added.
   size_t versions_per_dataset = 3;
-  uint64_t rate_up_bytes_per_s = 0;  // 0: unlimited
   std::string zone;
   size_t max_peers = 200;  // connections per version
   uint64_t rng_seed = 1;

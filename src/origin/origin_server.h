@@ -110,6 +110,11 @@ class OriginServer {
   Registry& registry() { return *registry_; }
   tracker::TrackerService& tracker() { return *tracker_; }
   obs::OriginMetrics& metrics() { return *metrics_; }
+  // The --rate-up budget of HTTP downloads, for other egress to share
+  // (null: unlimited).
+  const std::shared_ptr<net::RateLimiter>& up_limiter() const {
+    return up_limiter_;
+  }
   std::shared_ptr<obs::OriginMetrics> shared_metrics() const {
     return metrics_;
   }

@@ -139,7 +139,9 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
         strand(asio::make_strand(runtime.io())),
         rng(opts.rng_seed),
         tick(strand) {
-    if (opts.rate_up_bytes_per_s) {
+    if (opts.shared_up_limiter) {
+      up = opts.shared_up_limiter;
+    } else if (opts.rate_up_bytes_per_s) {
       up = std::make_shared<net::RateLimiter>(opts.rate_up_bytes_per_s);
     }
     if (opts.rate_down_bytes_per_s) {

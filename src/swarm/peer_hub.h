@@ -105,6 +105,9 @@ struct PeerHubOptions {
   size_t max_peers = 30;  // connections per swarm (dialed + accepted)
   uint64_t rate_up_bytes_per_s = 0;    // 0: unlimited
   uint64_t rate_down_bytes_per_s = 0;  // 0: unlimited
+  // When set, uploads draw from this limiter (shared with others, e.g. the
+  // origin's HTTP downloads) and rate_up_bytes_per_s is ignored.
+  std::shared_ptr<net::RateLimiter> shared_up_limiter;
   uint64_t rng_seed = 1;
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds redial_backoff{1'000};

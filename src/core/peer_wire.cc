@@ -546,14 +546,14 @@ Result<FrameDecoder::Step> FrameDecoder::Decode(ByteSpan input) {
                                 type_max))
               .error());
     }
-    payload_.assign(length - 1, 0);
-    payload_got_ = 0;
+    payload_.clear();
+    payload_.reserve(length - 1);
+    payload_len_ = length - 1;
   }
-  size_t n = std::min(input.size(), payload_.size() - payload_got_);
-  if (n != 0) std::memcpy(payload_.data() + payload_got_, input.data(), n);
-  payload_got_ += n;
+  size_t n = std::min(input.size(), payload_len_ - payload_.size());
+  payload_.insert(payload_.end(), input.begin(), input.begin() + n);
   step.consumed += n;
-  if (payload_got_ < payload_.size()) return step;
+  if (payload_.size() < payload_len_) return step;
   header_got_ = 0;
   auto message = ParseFrame(type_, std::exchange(payload_, {}), max_indices_);
   if (!message) return Fail(std::move(message.error()));

@@ -267,8 +267,10 @@ class FrameDecoder {
   std::array<uint8_t, kFrameHeaderBytes> header_{};
   size_t header_got_ = 0;
   uint8_t type_ = 0;
-  std::vector<uint8_t> payload_;  // sized to the frame once header is in
-  size_t payload_got_ = 0;
+  // Reserved to the frame's size once the header is in, filled by appends
+  // (never zero-filled first: a DATA payload is a whole chunk).
+  std::vector<uint8_t> payload_;
+  size_t payload_len_ = 0;
   std::optional<Error> error_;
 };
 

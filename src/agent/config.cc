@@ -1,6 +1,7 @@
 #include "agent/config.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <toml++/toml.h>
 
 #include <CLI/CLI.hpp>
@@ -49,6 +50,7 @@ struct Partial {
   std::optional<uint32_t> keep;
   std::optional<uint64_t> node_id;
   std::optional<std::chrono::seconds> announce_interval;
+  std::optional<std::map<std::string, DatasetConfig>> datasets;
 };
 
 constexpr int64_t kMaxPeersLimit = 10'000;
@@ -222,6 +224,63 @@ Result<uint64_t> TomlRate(const toml::node& node, const Where& where) {
   if (!var##_result) return std::unexpected(var##_result.error()); \
   auto var = std::move(*var##_result)
 
+// [dataset."NAME"] tables: verify_command, post_activate_command,
+// hook_timeout (seconds), keep, disk_budget (bytes or "50GiB").
+Result<std::map<std::string, DatasetConfig>> ParseDatasetTables(
+    const toml::node& node, const Where& where) {
+  const toml::table* tables = node.as_table();
+  if (tables == nullptr) {
+    return where.Fail(fmt::format("expected tables [dataset.\"NAME\"], got {}",
+                                  TypeName(node)));
+  }
+  std::map<std::string, DatasetConfig> out;
+  for (const auto& [name_key, sub] : *tables) {
+    std::string name(name_key.str());
+    Where at{where.subject, "dataset." + name};
+    FC_TRY(checked, CheckDataset(name, at));
+    const toml::table* table = sub.as_table();
+    if (table == nullptr) {
+      return at.Fail(fmt::format("expected a table, got {}", TypeName(sub)));
+    }
+    DatasetConfig d;
+    for (const auto& [k, v] : *table) {
+      std::string key(k.str());
+      Where kw{where.subject, fmt::format("dataset.\"{}\".{}", name, key)};
+      if (key == "verify_command" || key == "post_activate_command") {
+        FC_TRY(s, TomlString(v, kw));
+        (key == "verify_command" ? d.verify_command : d.post_activate_command) =
+            std::move(s);
+      } else if (key == "hook_timeout") {
+        FC_TRY(n, TomlInteger(v, kw));
+        FC_TRY(r, CheckRange(n, 1, kIntervalLimit, kw));
+        d.hook_timeout = std::chrono::seconds(r);
+      } else if (key == "keep") {
+        FC_TRY(n, TomlInteger(v, kw));
+        FC_TRY(r, CheckRange(n, 1, kKeepLimit, kw));
+        d.keep = static_cast<uint32_t>(r);
+      } else if (key == "disk_budget") {
+        // Units as for rates ("50G", "50GiB"), without "/s".
+        if (v.is_string() && v.value<std::string_view>()->ends_with("/s")) {
+          return kw.Fail("a size in bytes, not a rate");
+        }
+        auto bytes = TomlRate(v, kw);
+        if (!bytes) {
+          return kw.Fail(
+              "expected a size in bytes, e.g. 53687091200 or "
+              "\"50GiB\"");
+        }
+        d.disk_budget = *bytes;
+      } else {
+        return kw.Fail(
+            "unknown key (known: verify_command, post_activate_command, "
+            "hook_timeout, keep, disk_budget)");
+      }
+    }
+    out[checked] = std::move(d);
+  }
+  return out;
+}
+
 Status ApplyFileKey(const std::string& key, const toml::node& node,
                     const Where& where, const fs::path& base, Partial& p) {
   if (key == "tracker") {
@@ -279,11 +338,14 @@ Status ApplyFileKey(const std::string& key, const toml::node& node,
   } else if (key == "rate_up" || key == "rate_down") {
     FC_TRY(rate, TomlRate(node, where));
     (key == "rate_up" ? p.rate_up : p.rate_down) = rate;
+  } else if (key == "dataset") {
+    FC_TRY(tables, ParseDatasetTables(node, where));
+    p.datasets = std::move(tables);
   } else {
     return where.Fail(
         "unknown key (known: tracker, data, state, listen, advertise, zone, "
         "subscribe, trust, max_peers, rate_up, rate_down, keep, node_id, "
-        "announce_interval)");
+        "announce_interval, dataset)");
   }
   return {};
 }
@@ -413,7 +475,7 @@ Result<AgentConfig> Merge(Partial file, Partial flags,
   Override(file.keep, flags.keep);
   Override(file.node_id, flags.node_id);
   Override(file.announce_interval, flags.announce_interval);
-  Partial& p = file;
+  Partial& p = file;  // datasets: file only
 
   std::string subject =
       config_file.empty() ? "agent config" : config_file.string();
@@ -451,10 +513,32 @@ Result<AgentConfig> Merge(Partial file, Partial flags,
   if (p.keep) c.keep = *p.keep;
   c.node_id = p.node_id;
   if (p.announce_interval) c.announce_interval = *p.announce_interval;
+  if (p.datasets) {
+    for (const auto& [name, d] : *p.datasets) {
+      if (std::find(c.subscribe.begin(), c.subscribe.end(), name) ==
+          c.subscribe.end()) {
+        return MakeError(ErrorCode::kInvalidArgument, subject,
+                         fmt::format("[dataset.\"{}\"]: not a subscribed "
+                                     "dataset (subscribe = {})",
+                                     name, fmt::join(c.subscribe, ", ")));
+      }
+    }
+    c.datasets = std::move(*p.datasets);
+  }
   return c;
 }
 
 }  // namespace
+
+DatasetConfig AgentConfig::ForDataset(const std::string& dataset) const {
+  auto it = datasets.find(dataset);
+  return it == datasets.end() ? DatasetConfig{} : it->second;
+}
+
+uint32_t AgentConfig::KeepFor(const std::string& dataset) const {
+  auto it = datasets.find(dataset);
+  return it != datasets.end() && it->second.keep ? *it->second.keep : keep;
+}
 
 Result<uint64_t> ParseRate(std::string_view text) {
   auto bad = [&](std::string_view why) {

@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +42,24 @@ class App;
 }
 
 namespace fleetcast::agent {
+
+// Settings of one subscribed dataset, from the file's [dataset."NAME"]
+// table (no flags). Hooks run with /bin/sh -c (hook_runner.h).
+struct DatasetConfig {
+  // Run against a finalized version before it is activated, in its
+  // directory; a failure (non-zero exit or timeout) means the version is
+  // not activated and is reported failed. Empty: none.
+  std::string verify_command;
+  // Run after each activation (e.g. reload a service); a failure is
+  // reported, the activation stays. Empty: none.
+  std::string post_activate_command;
+  std::chrono::seconds hook_timeout{300};
+  std::optional<uint32_t> keep;  // overrides AgentConfig::keep
+  // Bytes the dataset's kept versions and staging may use together; a new
+  // version that would not fit is refused before anything is fetched.
+  // 0: unlimited.
+  uint64_t disk_budget = 0;
+};
 
 struct AgentConfig {
   // http:// base URLs of the trackers, tried in this order.
@@ -63,6 +82,13 @@ struct AgentConfig {
   std::optional<uint64_t> node_id;             // unset: LoadOrCreateNodeId
   std::chrono::seconds announce_interval{30};  // until a tracker says else
   std::filesystem::path config_file;           // empty when none was read
+  // Per dataset; a dataset without a table has the defaults. A table for a
+  // dataset that is not subscribed is an error.
+  std::map<std::string, DatasetConfig> datasets;
+
+  // The settings of `dataset` (the defaults when it has no table).
+  DatasetConfig ForDataset(const std::string& dataset) const;
+  uint32_t KeepFor(const std::string& dataset) const;
 };
 
 // The raw values of the agent's flags: unset (nullopt / empty) when the

@@ -228,7 +228,7 @@ TEST(AgentConfigTest, FileErrorsNameTheFileLineAndKey) {
             "/etc/fleetcast/agent.toml:1: key 'agent': unknown key (known: "
             "tracker, data, state, listen, advertise, zone, subscribe, trust, "
             "max_peers, rate_up, rate_down, keep, node_id, "
-            "announce_interval)");
+            "announce_interval, dataset)");
   EXPECT_NE(FileError("rate_up = \"10X\"\n")
                 .find("agent.toml:1: key 'rate_up': not a rate in bytes/s"),
             std::string::npos);
@@ -249,6 +249,58 @@ TEST(AgentConfigTest, FileErrorsNameTheFileLineAndKey) {
             std::string::npos);
   EXPECT_NE(FileError("advertise = \"0.0.0.0:4100\"\n")
                 .find("key 'advertise': advertise an address peers can reach"),
+            std::string::npos);
+}
+
+TEST(AgentConfigTest, PerDatasetTables) {
+  constexpr const char* kToml = R"(
+subscribe = ["models/ranker", "datasets/images"]
+keep = 3
+
+[dataset."models/ranker"]
+verify_command = "./check.sh --strict"
+post_activate_command = "systemctl reload ranker"
+hook_timeout = 60
+keep = 5
+disk_budget = "50GiB"
+)";
+  // Without --subscribe: the file's list holds.
+  AgentFlags flags = ParseArgs(MinimalArgs());
+  flags.subscribe.clear();
+  auto config = ResolveAgentConfig(flags, kToml, kFile);
+  ASSERT_TRUE(config) << config.error().ToString();
+  DatasetConfig ranker = config->ForDataset("models/ranker");
+  EXPECT_EQ(ranker.verify_command, "./check.sh --strict");
+  EXPECT_EQ(ranker.post_activate_command, "systemctl reload ranker");
+  EXPECT_EQ(ranker.hook_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(ranker.disk_budget, 50ull << 30);
+  EXPECT_EQ(config->KeepFor("models/ranker"), 5u);
+  // A dataset without a table has the defaults.
+  DatasetConfig images = config->ForDataset("datasets/images");
+  EXPECT_TRUE(images.verify_command.empty());
+  EXPECT_EQ(images.hook_timeout, std::chrono::seconds(300));
+  EXPECT_EQ(images.disk_budget, 0u);
+  EXPECT_EQ(config->KeepFor("datasets/images"), 3u);
+}
+
+TEST(AgentConfigTest, PerDatasetTableErrors) {
+  EXPECT_EQ(
+      FileError("[dataset.\"models/ranker\"]\nverify = \"x\"\n"),
+      "/etc/fleetcast/agent.toml:1: key 'dataset.\"models/ranker\".verify': "
+      "unknown key (known: verify_command, post_activate_command, "
+      "hook_timeout, keep, disk_budget)");
+  EXPECT_NE(FileError("[dataset.\"models/ranker\"]\nhook_timeout = 0\n")
+                .find("hook_timeout': must be in 1..86400"),
+            std::string::npos);
+  EXPECT_NE(FileError("[dataset.\"models/ranker\"]\ndisk_budget = \"1G/s\"\n")
+                .find("disk_budget': a size in bytes, not a rate"),
+            std::string::npos);
+  EXPECT_NE(FileError("[dataset.\"../x\"]\nkeep = 2\n")
+                .find("'../x' is not a dataset name"),
+            std::string::npos);
+  // A table for a dataset that is not subscribed is a mistake.
+  EXPECT_NE(FileError("[dataset.\"other/set\"]\nkeep = 2\n")
+                .find("[dataset.\"other/set\"]: not a subscribed dataset"),
             std::string::npos);
 }
 

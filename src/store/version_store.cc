@@ -357,38 +357,55 @@ Result<std::vector<NodeVersion>> VersionStore::Collect(
       continue;
     }
     if (is_protected) continue;
-    // Out of versions/ with one rename, then deleted at leisure (a crash
-    // leaves it in trash/, which PrepareDataset empties).
-    if (auto st = MakeDirectories(paths.trash); !st) {
-      return std::unexpected(st.error());
-    }
-    const std::string doomed =
-        paths.trash + "/" + v.dir_name + "." + node_fs::RandomSuffix();
-    if (::rename(v.path.c_str(), doomed.c_str()) != 0) {
-      return SysError(errno, v.path, "move to trash");
-    }
-    if (auto st = SyncDirectory(paths.versions); !st) {
-      return std::unexpected(st.error());
-    }
-    auto row = state_->Find(v.root);
-    if (!row) return std::unexpected(row.error());
-    if (*row) {
-      if (auto st = state_->Delete((*row)->id); !st) {
-        return std::unexpected(st.error());
-      }
-    }
-    ::unlink(ManifestCachePath(v.root).c_str());
-    ::unlink(EnvelopePath(v.root).c_str());
-    {
-      std::lock_guard g(mu_);
-      layouts_.erase(v.root);
-    }
-    if (auto st = node_fs::RemoveTree(doomed); !st) {
+    if (auto st = DeleteVersionLocked(paths, v); !st) {
       return std::unexpected(st.error());
     }
     deleted.push_back(v);
   }
   return deleted;
+}
+
+Status VersionStore::RemoveVersion(const std::string& dataset,
+                                   const Digest& root) {
+  if (auto st = PrepareDataset(dataset); !st) return st;
+  std::unique_lock lock(versions_mu_);
+  auto versions = ListLocked(dataset);
+  if (!versions) return std::unexpected(versions.error());
+  for (const NodeVersion& v : *versions) {
+    if (v.root != root) continue;
+    if (v.active) {
+      return MakeError(ErrorCode::kInvalidArgument, v.path,
+                       "the active version is never removed");
+    }
+    return DeleteVersionLocked(DatasetPaths(data_dir_, dataset), v);
+  }
+  return MakeError(ErrorCode::kNotFound, root.ShortHex(),
+                   fmt::format("no kept version of {} has this root", dataset));
+}
+
+Status VersionStore::DeleteVersionLocked(const DatasetPaths& paths,
+                                         const NodeVersion& v) {
+  // Out of versions/ with one rename, then deleted at leisure (a crash
+  // leaves it in trash/, which PrepareDataset empties).
+  if (auto st = MakeDirectories(paths.trash); !st) return st;
+  const std::string doomed =
+      paths.trash + "/" + v.dir_name + "." + node_fs::RandomSuffix();
+  if (::rename(v.path.c_str(), doomed.c_str()) != 0) {
+    return SysError(errno, v.path, "move to trash");
+  }
+  if (auto st = SyncDirectory(paths.versions); !st) return st;
+  auto row = state_->Find(v.root);
+  if (!row) return std::unexpected(row.error());
+  if (*row) {
+    if (auto st = state_->Delete((*row)->id); !st) return st;
+  }
+  ::unlink(ManifestCachePath(v.root).c_str());
+  ::unlink(EnvelopePath(v.root).c_str());
+  {
+    std::lock_guard g(mu_);
+    layouts_.erase(v.root);
+  }
+  return node_fs::RemoveTree(doomed);
 }
 
 Result<std::shared_ptr<const ChunkLayout>> VersionStore::Layout(

@@ -296,6 +296,9 @@ class VersionStore {
   Result<std::vector<NodeVersion>> Collect(const std::string& dataset) {
     return Collect(dataset, CollectOptions{});
   }
+  // Deletes the complete version `root` (e.g. one its verify hook refused).
+  // kInvalidArgument for the active version, kNotFound when not kept.
+  Status RemoveVersion(const std::string& dataset, const Digest& root);
 
   // The manifest layout of a staged or kept version (cached).
   Result<std::shared_ptr<const ChunkLayout>> Layout(const Digest& root) const;
@@ -326,6 +329,9 @@ class VersionStore {
   Result<bool> ReadFromKept(const std::string& dataset, const Digest& hash,
                             uint32_t length, std::vector<uint8_t>& out) const;
   void StagingClosed(const Digest& root);
+  // Moves a kept, inactive version to trash/ and deletes it with its
+  // state row and cached manifest. Caller holds versions_mu_ exclusively.
+  Status DeleteVersionLocked(const DatasetPaths& paths, const NodeVersion& v);
 
   std::string data_dir_;
   std::string state_dir_;

@@ -574,6 +574,29 @@ TEST_F(VersionStoreTest, RollbackIsAnActivationWithoutTransfer) {
   ExpectTreeIs(Current(), v2.manifest);
 }
 
+TEST_F(VersionStoreTest, RemoveVersionDeletesAKeptVersionNeverTheActive) {
+  BuildV1();
+  Published v1 = PublishVersion("v1");
+  ASSERT_NO_FATAL_FAILURE(Install(v1));
+  WriteFile(tree_ + "/data/counter", "2", 0644);
+  Published v2 = PublishVersion("v2");
+  ASSERT_NO_FATAL_FAILURE(Install(v2));  // active
+
+  auto active = node_->RemoveVersion(kDs, v2.root);
+  ASSERT_FALSE(active.has_value());
+  EXPECT_EQ(active.error().code, ErrorCode::kInvalidArgument);
+  ASSERT_TRUE(node_->RemoveVersion(kDs, v1.root).has_value());
+  EXPECT_FALSE(Exists(VersionDir(v1)));
+  auto kept = node_->ListVersions(kDs);
+  ASSERT_TRUE(kept.has_value());
+  ASSERT_EQ(kept->size(), 1u);
+  EXPECT_EQ((*kept)[0].root, v2.root);
+  auto again = node_->RemoveVersion(kDs, v1.root);
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error().code, ErrorCode::kNotFound);
+  ExpectTreeIs(Current(), v2.manifest);
+}
+
 TEST_F(VersionStoreTest, CollectKeepsActiveAndPreviousOnly) {
   BuildV1();
   std::vector<Published> versions;

@@ -63,6 +63,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -181,6 +182,22 @@ class Testbed:
             self.tbf(h, "eth0", mbit)        # the host's upload
             self.tbf(self.sw, f"v{i}", mbit)  # the host's download
 
+        # A process that lives in sw for the whole invocation: its
+        # /proc/PID/net/dev shows sw's interfaces (v<i> rx = host i's upload,
+        # tx = its download) to the sampler.
+        self.holder = self.spawn(self.sw, ["sleep", "infinity"], os.path.join(self.work, "logs", "holder"))
+
+    def link_counters(self):
+        """{i: (bytes host i sent, bytes host i received)} from sw's side."""
+        res = {}
+        with open(f"/proc/{self.holder.pid}/net/dev") as f:
+            for line in f.readlines()[2:]:
+                name, data = line.split(":", 1)
+                name, v = name.strip(), data.split()
+                if name.startswith("v") and name[1:].isdigit():
+                    res[int(name[1:])] = (int(v[0]), int(v[8]))
+        return res
+
     def tx_bytes(self, i):
         j = json.loads(run(["ip", "-n", self.host_ns(i), "-s", "-j", "link", "show", "eth0"]))
         return j[0]["stats64"]["tx"]["bytes"]
@@ -279,6 +296,33 @@ def remove_stale(prefix):
 # The systems. Each: prepare() once; start_origin(); start_node(i) for every
 # node at t0; wait(t0, deadline) -> {node: seconds}; collect() -> extra
 # figures (while everything still runs); verify() after stopping.
+
+
+class LinkSampler(threading.Thread):
+    """Samples every link's byte counters every 0.25 s during a run."""
+
+    def __init__(self, tb, t0):
+        super().__init__(daemon=True)
+        self.tb, self.t0, self.rows, self.done = tb, t0, [], threading.Event()
+        self.base = tb.link_counters()
+
+    def sample(self):
+        c = self.tb.link_counters()
+        up = {i: c[i][0] - self.base[i][0] for i in c}
+        down = {i: c[i][1] - self.base[i][1] for i in c}
+        nodes = [i for i in c if i > 0]
+        self.rows.append((time.time() - self.t0, up[0], sum(down[i] for i in nodes),
+                          sum(up[i] for i in nodes)))
+
+    def run(self):
+        while not self.done.wait(0.25):
+            self.sample()
+
+    def finish(self):
+        self.done.set()
+        self.join()
+        self.sample()
+        return self.rows
 
 
 class System:
@@ -752,6 +796,8 @@ def one_run(ctx, system, rep):
     own0 = tb.own_cpu()
     cpu0 = cpu_snap()
     t0 = time.time()
+    sampler = LinkSampler(tb, t0)
+    sampler.start()
     deadline = t0 + ctx.args.timeout
     rec = {"system": system.name, "repeat": rep}
     times = {}
@@ -769,6 +815,7 @@ def one_run(ctx, system, rep):
         rec["origin_egress_bytes"] = tb.tx_bytes(0) - egress0
         rec.update(system.collect())
     finally:
+        system.links = sampler.finish()
         codes = system.stop_all()
     bad = {str(pid): c for pid, c in codes.items() if c not in (0, -15, 143)}
     if bad:
@@ -791,6 +838,9 @@ def summarize(ctx, rec, times):
     rec["ratio_median"] = None if rec["cpu_bound"] else r_med
     rec["ratio_unchecked"] = r_max
     rec["origin_egress_over_size"] = rec["origin_egress_bytes"] / ctx.bytes
+    # The origin's uplink (at B) busy share until the last node: near 1, it
+    # is the bottleneck and every byte it sends beyond F costs time.
+    rec["origin_link_utilization"] = rec["origin_egress_bytes"] * 8 / (ctx.rates[0] * 1e6 * max(t))
     if "origin_egress_app_bytes" in rec:
         rec["origin_egress_app_over_size"] = rec["origin_egress_app_bytes"] / ctx.bytes
     if ctx.args.rate_spread:
@@ -844,6 +894,51 @@ plot {', '.join(series)}
         log(f"gnuplot failed: {r.stderr.strip()}")
         return False
     return True
+
+
+def plot_links(ctx, link_rows, png):
+    """The origin's uplink and the nodes' mean downlink over time, the first
+    repeat of each system."""
+    d = os.path.join(ctx.work, "plot")
+    up, down = [], []
+    for name in ctx.systems:
+        rows = [r for r in link_rows if r[0] == name and r[1] == 1]
+        if len(rows) < 2:
+            continue
+        path = os.path.join(d, f"{name}-links.dat")
+        with open(path, "w") as f:
+            for a, b in zip(rows, rows[1:]):
+                dt = b[2] - a[2]
+                if dt > 0:
+                    f.write(f"{b[2] / ctx.ideal_s} {(b[3] - a[3]) * 8 / dt / 1e6} "
+                            f"{(b[4] - a[4]) * 8 / dt / 1e6 / ctx.n}\n")
+        up.append(f"'{path}' using 1:2 with lines lw 2 title '{name}'")
+        down.append(f"'{path}' using 1:3 with lines lw 2 title '{name}'")
+    if not up:
+        return False
+    b = ctx.args.rate
+    script = f"""set terminal pngcairo size 960,720 font ',11'
+set output '{png}'
+set multiplot layout 2,1 title "links over time (repeat 1): N={ctx.n}, F={ctx.bytes / 2**20:.0f} MiB, B={b:g} Mbit/s, F/B={ctx.ideal_s:.2f} s"
+set grid
+set key top right
+set xlabel 'time / (F/B)'
+set yrange [0:{b * 1.15}]
+set ylabel "origin uplink, Mbit/s"
+plot {', '.join(up)}, {b} with lines dt 2 lc rgb 'gray40' title 'B'
+set ylabel "mean node downlink, Mbit/s"
+plot {', '.join(down)}, {b} with lines dt 2 lc rgb 'gray40' title 'B'
+unset multiplot
+"""
+    r = subprocess.run(["gnuplot"], input=script, text=True, stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        log(f"gnuplot failed: {r.stderr.strip()}")
+        return False
+    return True
+
+
+def rel(path):
+    return os.path.relpath(path, REPO) if path.startswith(REPO + "/") else path
 
 
 def main():
@@ -903,6 +998,8 @@ def main():
     results_dir = os.path.dirname(os.path.abspath(a.results))
     csv_path = os.path.join(results_dir, f"swarm-{run_id}.csv")
     png_path = os.path.join(results_dir, f"swarm-{run_id}.png")
+    links_path = os.path.join(results_dir, f"swarm-{run_id}-links.csv")
+    links_png = os.path.join(results_dir, f"swarm-{run_id}-links.png")
 
     def on_signal(sig, _frame):
         raise SystemExit(128 + sig)
@@ -952,15 +1049,16 @@ def main():
             "nodes": a.nodes, "files": len(ctx.names), "bytes": ctx.bytes, "rate_mbit": a.rate,
             "zones": a.zones, "rate_spread_pct": a.rate_spread, "seed": a.seed, "repeats": a.repeat,
             "ideal_s": ctx.ideal_s,
-            "csv": os.path.relpath(csv_path, REPO) if csv_path.startswith(REPO + "/") else csv_path,
+            "csv": rel(csv_path), "links_csv": rel(links_path),
             "plot": None,
         }
-        records, csv_rows = [], []
+        records, csv_rows, link_rows = [], [], []
         for rep in range(1, a.repeat + 1):
             order = systems[(rep - 1) % len(systems):] + systems[:(rep - 1) % len(systems)]
             for s in order:
                 rec = {"system": s, "repeat": rep}
                 times = {}
+                impls[s].links = []
                 try:
                     rec, times = one_run(ctx, impls[s], rep)
                     rec = summarize(ctx, rec, times)
@@ -972,6 +1070,7 @@ def main():
                     for p in list(impls[s].node_procs.values()) + impls[s].origin_procs:
                         tb.stop([p])
                 records.append(rec)
+                link_rows += [(s, rep) + row for row in impls[s].links]
                 for i, t in sorted(times.items()):
                     csv_rows.append({"system": s, "repeat": rep, "node": i,
                                      "zone": ctx.zone(i) if a.zones else "",
@@ -984,14 +1083,20 @@ def main():
                 f.write(f"{run_id},{r['system']},{r['repeat']},{r['node']},{r['zone']},"
                         f"{r['rate_mbit']:.3f},{r['seconds']:.3f},{r['seconds'] / ctx.ideal_s:.4f},"
                         f"{r['seconds'] / node_ideal:.4f}\n")
+        with open(links_path, "w") as f:
+            f.write("run_id,system,repeat,t_s,origin_up_bytes,nodes_down_bytes,nodes_up_bytes\n")
+            for r in link_rows:
+                f.write(f"{run_id},{r[0]},{r[1]},{r[2]:.3f},{r[3]},{r[4]},{r[5]}\n")
         if not a.no_plot and plot(ctx, csv_rows, png_path):
-            common["plot"] = os.path.relpath(png_path, REPO) if png_path.startswith(REPO + "/") else png_path
+            common["plot"] = rel(png_path)
+            if plot_links(ctx, link_rows, links_png):
+                common["links_plot"] = rel(links_png)
         with open(a.results, "a") as f:
             for rec in records:
                 f.write(json.dumps({**common, **rec}, sort_keys=True) + "\n")
         print_table(ctx, records)
-        print(f"appended {len(records)} lines to {a.results}; per-node times {csv_path}"
-              + (f"; plot {png_path}" if common["plot"] else ""))
+        print(f"appended {len(records)} lines to {a.results}; per-node times {csv_path}, "
+              f"links {links_path}" + (f"; plots {png_path}, {links_png}" if common["plot"] else ""))
         return 1 if failed else 0
     except Failure as e:
         print(f"swarm testbed: {e}", file=sys.stderr)

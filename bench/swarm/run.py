@@ -1156,13 +1156,16 @@ def describe(rec):
         s += f"CPU-BOUND (busy {rec['cpu_busy'] * 100:.0f}%): not a valid measurement"
     else:
         s += f"max {rec['ratio']:.2f} x F/B, median {rec['ratio_median']:.2f} x, cpu busy {rec['cpu_busy'] * 100:.0f}%"
-    s += f", origin egress {rec['origin_egress_over_size']:.2f} x F"
+    s += (f", origin egress {rec['origin_egress_over_size']:.2f} x F "
+          f"(uplink busy {rec['origin_link_utilization'] * 100:.0f}% until the last node)")
     if "origin_egress_app_over_size" in rec:
         s += f" ({rec['origin_egress_app_over_size']:.2f} x payload)"
     if "cross_zone_over_min" in rec:
         s += f", cross-zone {rec['cross_zone_bytes'] / 2**20:.0f} MiB = {rec['cross_zone_over_min']:.2f} x (Z-1)F"
     if "node_ratio_max_unchecked" in rec:
         s += f", max node t/(F/B_node) {rec['node_ratio_max_unchecked']:.2f}"
+    if rec.get("nonzero_exits"):
+        s += f", NONZERO EXITS on SIGTERM (pid: status) {rec['nonzero_exits']}"
     return s
 
 

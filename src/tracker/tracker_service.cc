@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/path_rules.h"
+#include "tracker/channel_codec.h"
 
 namespace fleetcast::tracker {
 namespace {
@@ -44,6 +45,21 @@ bool IsValidZone(std::string_view zone) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
   }
   return true;
+}
+
+// At most `max` bytes, not ending inside a UTF-8 sequence.
+std::string CutUtf8(std::string text, size_t max) {
+  if (text.size() <= max) return text;
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  text.resize(n);
+  return text;
+}
+
+int64_t SystemUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 json PeerJson(const Announcer& a) {
@@ -126,6 +142,12 @@ Result<AnnounceRequest> ParseAnnounceRequest(std::string_view body) {
   auto active = OptionalDigest(j, "active_root");
   if (!active) return std::unexpected(active.error());
   r.active_root = *active;
+  auto failed = OptionalDigest(j, "failed_root");
+  if (!failed) return std::unexpected(failed.error());
+  r.failed_root = *failed;
+  auto failure = string_field("failure", false);
+  if (!failure) return std::unexpected(failure.error());
+  r.failure = CutUtf8(std::move(*failure), kMaxFailureBytes);
 
   if (auto it = j.find("progress"); it != j.end() && !it->is_null()) {
     if (!it->is_number()) return BadField("progress", "must be a number");
@@ -180,6 +202,7 @@ json AnnounceResponseJson(const AnnounceResponse& response) {
   } else {
     j["origin"] = nullptr;
   }
+  j["target"] = ChannelVersionJson(response.target);
   return j;
 }
 
@@ -190,6 +213,7 @@ TrackerService::TrackerService(TrackerOptions options, LatestProvider latest)
       rng_(options_.seed) {
   if (!options_.now)
     options_.now = [] { return std::chrono::steady_clock::now(); };
+  if (!options_.unix_now_ms) options_.unix_now_ms = SystemUnixMs;
 }
 
 std::optional<LatestVersion> TrackerService::Latest(
@@ -207,30 +231,64 @@ AnnounceResponse TrackerService::Announce(const AnnounceRequest& request) {
     response.root = response.latest->root;
   }
 
-  std::lock_guard lock(mu_);
-  ++announces_;
-  if (!response.root) return response;
-  const SwarmKey key{request.dataset, *response.root};
-  const TimePoint now = Now();
-  RefreshOriginLocked(key, now);
-  if (request.event == AnnounceEvent::kStopped) {
-    registry_.Remove(key, request.node_id);
-  } else {
-    Announcer a;
-    a.node_id = request.node_id;
-    a.address = request.address;
-    a.zone = request.zone;
-    a.progress = request.progress;
-    a.complete = request.complete;
-    registry_.Announce(key, std::move(a), now);
+  std::vector<std::string> changed;
+  {
+    std::lock_guard lock(mu_);
+    ++announces_;
+    const TimePoint now = Now();
+    // What the node says about the dataset, for the channel and the status.
+    if (request.event == AnnounceEvent::kStopped) {
+      if (auto it = nodes_.find(request.dataset); it != nodes_.end()) {
+        it->second.erase(request.node_id);
+        if (it->second.empty()) nodes_.erase(it);
+      }
+    } else {
+      NodeEntry& e = nodes_[request.dataset][request.node_id];
+      e.address = request.address;
+      e.zone = request.zone;
+      e.root = request.root;
+      e.active_root = request.active_root;
+      e.failed_root = request.failed_root;
+      e.failure = request.failure;
+      e.progress = request.progress;
+      e.complete = request.complete;
+      e.last_seen = now;
+    }
+    if (auto it = channels_.find(request.dataset); it != channels_.end()) {
+      NodeReport report{request.node_id, request.active_root,
+                        request.failed_root, request.failure};
+      if (request.event != AnnounceEvent::kStopped &&
+          it->second.Observe(report, options_.unix_now_ms())) {
+        unsaved_.insert(request.dataset);
+        changed.push_back(request.dataset);
+      }
+      response.target = it->second.TargetFor(request.node_id).version;
+    }
+
+    if (response.root) {
+      const SwarmKey key{request.dataset, *response.root};
+      RefreshOriginLocked(key, now);
+      if (request.event == AnnounceEvent::kStopped) {
+        registry_.Remove(key, request.node_id);
+      } else {
+        Announcer a;
+        a.node_id = request.node_id;
+        a.address = request.address;
+        a.zone = request.zone;
+        a.progress = request.progress;
+        a.complete = request.complete;
+        registry_.Announce(key, std::move(a), now);
+      }
+      PeerSelection selection =
+          SelectPeers(registry_, key, request.node_id, request.zone, now, rng_,
+                      options_.select);
+      if (request.event != AnnounceEvent::kStopped) {
+        response.peers = std::move(selection.peers);
+      }
+      response.origin = std::move(selection.origin);
+    }
   }
-  PeerSelection selection =
-      SelectPeers(registry_, key, request.node_id, request.zone, now, rng_,
-                  options_.select);
-  if (request.event != AnnounceEvent::kStopped) {
-    response.peers = std::move(selection.peers);
-  }
-  response.origin = std::move(selection.origin);
+  Notify(changed);
   return response;
 }
 
@@ -252,9 +310,11 @@ void TrackerService::SetOrigin(uint64_t node_id, std::string address,
 }
 
 void TrackerService::AddOriginVersion(const std::string& dataset,
-                                      const Digest& root) {
+                                      const Digest& root,
+                                      const std::string& label) {
   std::lock_guard lock(mu_);
   origin_has_.emplace(dataset, root);
+  if (!label.empty()) labels_[root] = label;
   RefreshOriginLocked(SwarmKey{dataset, root}, Now());
 }
 
@@ -271,6 +331,11 @@ size_t TrackerService::Expire() {
   }
   size_t dropped = registry_.Expire(now);
   expired_ += dropped;
+  for (auto it = nodes_.begin(); it != nodes_.end();) {
+    std::erase_if(it->second,
+                  [&](const auto& kv) { return !LiveLocked(kv.second, now); });
+    it = it->second.empty() ? nodes_.erase(it) : std::next(it);
+  }
   return dropped;
 }
 
@@ -288,6 +353,316 @@ std::vector<Announcer> TrackerService::Live(const std::string& dataset,
 uint64_t TrackerService::announces() const {
   std::lock_guard lock(mu_);
   return announces_;
+}
+
+// --- release channels ---
+
+bool TrackerService::LiveLocked(const NodeEntry& e, TimePoint now) const {
+  return now - e.last_seen < options_.ttl;
+}
+
+std::vector<NodeReport> TrackerService::LiveReportsLocked(
+    const std::string& dataset, TimePoint now) const {
+  std::vector<NodeReport> out;
+  auto it = nodes_.find(dataset);
+  if (it == nodes_.end()) return out;
+  for (const auto& [id, e] : it->second) {
+    if (!LiveLocked(e, now)) continue;
+    out.push_back(NodeReport{id, e.active_root, e.failed_root, e.failure});
+  }
+  return out;
+}
+
+void TrackerService::SetChannelSaver(ChannelSaver saver) {
+  saver_ = std::move(saver);
+}
+
+void TrackerService::SetChannelListener(ChannelListener listener) {
+  listener_ = std::move(listener);
+}
+
+void TrackerService::LoadChannels(std::vector<ChannelState> states) {
+  std::lock_guard lock(mu_);
+  for (auto& s : states) {
+    for (const auto* v : {&s.stable, &s.release, &s.previous}) {
+      if (*v && !(*v)->label.empty()) labels_[(*v)->root] = (*v)->label;
+    }
+    std::string dataset = s.dataset;
+    channels_.insert_or_assign(dataset, Channel(std::move(s)));
+  }
+}
+
+void TrackerService::Notify(const std::vector<std::string>& datasets) {
+  if (!listener_) return;
+  for (const auto& d : datasets) listener_(d);
+}
+
+ChannelWatch TrackerService::Watch(const std::string& dataset,
+                                   std::optional<uint64_t> node_id) const {
+  std::lock_guard lock(mu_);
+  ChannelWatch w;
+  auto it = channels_.find(dataset);
+  if (it == channels_.end()) return w;
+  const Channel& c = it->second;
+  w.stage = c.state().stage;
+  w.rollout_id = c.state().rollout_id;
+  if (node_id) {
+    w.target = c.TargetFor(*node_id);
+  } else {
+    // Not a node: what the non-canaries run.
+    w.target.version = c.state().stable;
+  }
+  return w;
+}
+
+std::optional<ChannelState> TrackerService::ChannelOf(
+    const std::string& dataset) const {
+  std::lock_guard lock(mu_);
+  auto it = channels_.find(dataset);
+  if (it == channels_.end()) return std::nullopt;
+  return it->second.state();
+}
+
+Result<ChannelChange> TrackerService::Command(
+    const std::string& dataset,
+    const std::function<Result<bool>(Channel&, int64_t)>& command) {
+  ChannelChange out;
+  {
+    std::lock_guard lock(mu_);
+    auto it = channels_.find(dataset);
+    bool created = false;
+    if (it == channels_.end()) {
+      it = channels_.emplace(dataset, Channel(dataset)).first;
+      created = true;
+    }
+    auto changed = command(it->second, options_.unix_now_ms());
+    if (!changed || (!*changed && created)) {
+      ChannelState state = it->second.state();
+      if (created) channels_.erase(it);
+      if (!changed) return std::unexpected(changed.error());
+      out.state = std::move(state);
+      return out;
+    }
+    out.state = it->second.state();
+    out.changed = *changed;
+    if (out.changed) unsaved_.insert(dataset);
+    for (const auto* v : {&out.state.stable, &out.state.release}) {
+      if (*v && !(*v)->label.empty()) labels_[(*v)->root] = (*v)->label;
+    }
+  }
+  if (out.changed) Notify({dataset});
+  return out;
+}
+
+Result<ChannelChange> TrackerService::Release(const std::string& dataset,
+                                              const ChannelVersion& version,
+                                              const RolloutPolicy& policy) {
+  return Command(dataset, [&](Channel& c, int64_t now) {
+    return c.Release(version, policy, now);
+  });
+}
+
+Result<ChannelChange> TrackerService::Promote(const std::string& dataset) {
+  return Command(dataset, [](Channel& c, int64_t now) -> Result<bool> {
+    if (auto st = c.Promote(now); !st) return std::unexpected(st.error());
+    return true;
+  });
+}
+
+Result<ChannelChange> TrackerService::Abort(const std::string& dataset) {
+  return Command(dataset, [](Channel& c, int64_t now) -> Result<bool> {
+    if (auto st = c.Abort(now); !st) return std::unexpected(st.error());
+    return true;
+  });
+}
+
+Result<ChannelChange> TrackerService::Rollback(
+    const std::string& dataset, const std::optional<ChannelVersion>& to) {
+  return Command(dataset,
+                 [&](Channel& c, int64_t now) { return c.Rollback(to, now); });
+}
+
+size_t TrackerService::TickChannels() {
+  std::vector<std::string> changed;
+  {
+    std::lock_guard lock(mu_);
+    const TimePoint now = Now();
+    const int64_t now_ms = options_.unix_now_ms();
+    for (auto& [dataset, channel] : channels_) {
+      if (channel.state().stage != RolloutStage::kCanary) continue;
+      if (channel.Tick(LiveReportsLocked(dataset, now), now_ms)) {
+        unsaved_.insert(dataset);
+        changed.push_back(dataset);
+      }
+    }
+  }
+  Notify(changed);
+  return changed.size();
+}
+
+bool TrackerService::HasUnsavedChannels() const {
+  std::lock_guard lock(mu_);
+  return !unsaved_.empty();
+}
+
+Status TrackerService::SaveChannels() {
+  std::vector<ChannelState> states;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& d : unsaved_) {
+      auto it = channels_.find(d);
+      if (it != channels_.end()) states.push_back(it->second.state());
+    }
+    unsaved_.clear();
+  }
+  if (!saver_) return {};
+  Status result;
+  for (const auto& s : states) {
+    if (auto st = saver_(s); !st) {
+      std::lock_guard lock(mu_);
+      unsaved_.insert(s.dataset);
+      result = st;
+    }
+  }
+  return result;
+}
+
+std::string TrackerService::LabelLocked(const Digest& root) const {
+  auto it = labels_.find(root);
+  return it == labels_.end() ? std::string() : it->second;
+}
+
+json TrackerService::StatusJson(
+    const std::optional<std::string>& dataset) const {
+  // The latest versions first, without the lock (the provider may lock).
+  std::set<std::string> names;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [d, _] : channels_) names.insert(d);
+    for (const auto& [d, _] : nodes_) names.insert(d);
+    for (const auto& [d, _] : origin_has_) names.insert(d);
+  }
+  if (dataset) names = {*dataset};
+  std::map<std::string, std::optional<LatestVersion>> latest;
+  for (const auto& d : names) latest[d] = Latest(d);
+
+  std::lock_guard lock(mu_);
+  const TimePoint now = Now();
+  const int64_t now_ms = options_.unix_now_ms();
+  json out;
+  out["now"] = now_ms / 1000;
+  json datasets = json::array();
+  for (const auto& d : names) {
+    json j = DatasetStatusLocked(d, now, now_ms);
+    const auto& l = latest[d];
+    j["latest"] = l ? json{{"root", l->root.Hex()},
+                           {"label", l->label},
+                           {"published_at", l->published_unix_s}}
+                    : json(nullptr);
+    datasets.push_back(std::move(j));
+  }
+  out["datasets"] = std::move(datasets);
+  return out;
+}
+
+json TrackerService::DatasetStatusLocked(const std::string& dataset,
+                                         TimePoint now, int64_t now_ms) const {
+  json j;
+  j["dataset"] = dataset;
+  const Channel* channel = nullptr;
+  if (auto it = channels_.find(dataset); it != channels_.end()) {
+    channel = &it->second;
+  }
+  j["channel"] = channel ? ChannelStateJson(channel->state()) : json(nullptr);
+
+  auto version_json = [&](const Digest& root) {
+    return json{{"root", root.Hex()}, {"label", LabelLocked(root)}};
+  };
+  struct PerVersion {
+    json active = json::array();
+    json staging = json::array();
+    json failed = json::array();
+  };
+  std::map<Digest, PerVersion> versions;
+  json nodes = json::array();
+  json stragglers = json::array();
+  size_t live = 0;
+  if (auto it = nodes_.find(dataset); it != nodes_.end()) {
+    for (const auto& [id, e] : it->second) {
+      if (!LiveLocked(e, now)) continue;
+      ++live;
+      const std::string node = FormatNodeId(id);
+      std::string state = "idle";
+      if (e.active_root) {
+        versions[*e.active_root].active.push_back(node);
+        state = "active";
+      }
+      const bool failed = e.failed_root.has_value();
+      if (failed) {
+        versions[*e.failed_root].failed.push_back(
+            json{{"node_id", node}, {"reason", e.failure}});
+      }
+      if (e.root && e.root != e.active_root && e.root != e.failed_root) {
+        versions[*e.root].staging.push_back(
+            json{{"node_id", node}, {"progress", e.progress}});
+      }
+      NodeTarget target;
+      int64_t since = 0;
+      if (channel) {
+        target = channel->TargetFor(id);
+        since = channel->TargetSinceMs(id);
+      }
+      const bool on_target =
+          !target.version || e.active_root == target.version->root;
+      json n;
+      n["node_id"] = node;
+      n["address"] = e.address;
+      n["zone"] = e.zone;
+      n["canary"] = target.canary;
+      n["active"] =
+          e.active_root ? version_json(*e.active_root) : json(nullptr);
+      n["working_on"] = e.root ? version_json(*e.root) : json(nullptr);
+      n["progress"] = e.progress;
+      n["complete"] = e.complete;
+      n["failed"] = failed ? json{{"root", e.failed_root->Hex()},
+                                  {"label", LabelLocked(*e.failed_root)},
+                                  {"reason", e.failure}}
+                           : json(nullptr);
+      n["target"] = ChannelVersionJson(target.version);
+      n["on_target"] = on_target;
+      n["last_seen_s"] =
+          std::chrono::duration_cast<std::chrono::seconds>(now - e.last_seen)
+              .count();
+      nodes.push_back(n);
+      if (!on_target && now_ms - since >= options_.straggler_after_ms) {
+        json s;
+        s["node_id"] = node;
+        s["target"] = ChannelVersionJson(target.version);
+        s["active"] = n["active"];
+        s["state"] =
+            failed && e.failed_root == target.version->root
+                ? "failed"
+                : (e.root == target.version->root ? "staging" : "not started");
+        s["progress"] = e.root == target.version->root ? e.progress : 0.0;
+        s["reason"] = failed ? e.failure : "";
+        s["behind_s"] = (now_ms - since) / 1000;
+        stragglers.push_back(std::move(s));
+      }
+    }
+  }
+  j["live_nodes"] = live;
+  json vs = json::array();
+  for (auto& [root, pv] : versions) {
+    json v = version_json(root);
+    v["active"] = std::move(pv.active);
+    v["staging"] = std::move(pv.staging);
+    v["failed"] = std::move(pv.failed);
+    vs.push_back(std::move(v));
+  }
+  j["versions"] = std::move(vs);
+  j["nodes"] = std::move(nodes);
+  j["stragglers"] = std::move(stragglers);
+  return j;
 }
 
 }  // namespace fleetcast::tracker

@@ -7,7 +7,19 @@
 // It wraps core's AnnounceRegistry + SelectPeers (tracker_selection.h) with
 // a mutex, a seeded Rng and an injected clock, and asks a LatestProvider
 // (the origin's registry, in an embedded tracker) for each dataset's latest
-// published version; release channels will replace that provider later.
+// published version.
+//
+// It also holds each dataset's release channel (core/rollout.h, the
+// rollout state machine; docs/rollouts.md): what every node should run
+// ("target" in the announce response and the channel long-poll), the
+// operator's commands (Release, Promote, Abort, Rollback), the promotion
+// deadlines (TickChannels) and what each live node last reported (active,
+// staging with progress, failed with a reason), which StatusJson() turns
+// into the fleet's status. A channel change is in memory at once; it is
+// made durable by SaveChannels() (blocking, through the ChannelSaver; the
+// HTTP layer calls it on the sync thread), and the ChannelListener is told
+// the dataset (to wake long-polls). Channel logic takes Unix milliseconds
+// from the injected unix_now_ms clock.
 //
 // The origin registers itself with SetOrigin() and AddOriginVersion() for
 // every version it holds: its entry is refreshed whenever someone announces
@@ -20,13 +32,16 @@
 // on their own.
 //
 // Thread-safety: every method of TrackerService may be called from any
-// thread. The LatestProvider is called without the service's lock held.
+// thread, except that SetChannelSaver/SetChannelListener/LoadChannels are
+// called before it serves. The LatestProvider, the ChannelSaver and the
+// ChannelListener are called without the service's lock held.
 #ifndef FLEETCAST_TRACKER_TRACKER_SERVICE_H_
 #define FLEETCAST_TRACKER_TRACKER_SERVICE_H_
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
@@ -39,6 +54,7 @@
 #include "core/error.h"
 #include "core/node_id.h"
 #include "core/piece_picker.h"
+#include "core/rollout.h"
 #include "core/sha256.h"
 #include "core/tracker_selection.h"
 
@@ -69,8 +85,15 @@ struct AnnounceRequest {
   uint64_t uploaded = 0;
   uint64_t downloaded = 0;
   std::optional<Digest> active_root;
+  // The node failed to stage, verify or activate this version; `failure`
+  // says why (at most kMaxFailureBytes).
+  std::optional<Digest> failed_root;
+  std::string failure;
   AnnounceEvent event = AnnounceEvent::kNone;
 };
+
+// Longer failure texts are cut (at a UTF-8 boundary) to this many bytes.
+inline constexpr size_t kMaxFailureBytes = 2048;
 
 struct AnnounceResponse {
   int interval_s = 30;
@@ -78,6 +101,9 @@ struct AnnounceResponse {
   std::optional<Digest> root;    // the version the peer list is for
   std::vector<Announcer> peers;  // same zone first
   std::optional<Announcer> origin;
+  // What this node should run per its dataset's channel; null without a
+  // channel.
+  std::optional<ChannelVersion> target;
 };
 
 // Parses and validates an announce body; kInvalidArgument naming the
@@ -98,6 +124,31 @@ struct TrackerOptions {
   uint64_t seed = 0;     // of the peer sampling Rng
   // The clock; default std::chrono::steady_clock::now.
   std::function<TimePoint()> now;
+  // Unix milliseconds for channels (persisted times); default the system
+  // clock.
+  std::function<int64_t()> unix_now_ms;
+  // A live node not on its target this long after the target was set is a
+  // straggler in the status.
+  int64_t straggler_after_ms = 60'000;
+};
+
+// Saves one channel's state durably (blocking).
+using ChannelSaver = std::function<Status(const ChannelState&)>;
+// Told the dataset whose channel changed (must not block).
+using ChannelListener = std::function<void(const std::string& dataset)>;
+
+// What the channel long-poll answers for one node.
+struct ChannelWatch {
+  NodeTarget target;
+  RolloutStage stage = RolloutStage::kNone;
+  uint64_t rollout_id = 0;
+};
+
+// The result of an operator command: the channel after it, and whether it
+// changed anything.
+struct ChannelChange {
+  ChannelState state;
+  bool changed = false;
 };
 
 class TrackerService {
@@ -113,11 +164,45 @@ class TrackerService {
 
   std::optional<LatestVersion> Latest(const std::string& dataset) const;
 
+  // --- release channels ---
+  void SetChannelSaver(ChannelSaver saver);
+  void SetChannelListener(ChannelListener listener);
+  // The persisted channels, at start-up.
+  void LoadChannels(std::vector<ChannelState> states);
+
+  ChannelWatch Watch(const std::string& dataset,
+                     std::optional<uint64_t> node_id) const;
+  std::optional<ChannelState> ChannelOf(const std::string& dataset) const;
+
+  // The operator's commands (core/rollout.h Channel). Versions are
+  // resolved by the caller. Errors: kAlreadyExists when the channel's
+  // state does not allow the command, kInvalidArgument for a bad policy.
+  Result<ChannelChange> Release(const std::string& dataset,
+                                const ChannelVersion& version,
+                                const RolloutPolicy& policy);
+  Result<ChannelChange> Promote(const std::string& dataset);
+  Result<ChannelChange> Abort(const std::string& dataset);
+  Result<ChannelChange> Rollback(const std::string& dataset,
+                                 const std::optional<ChannelVersion>& to);
+
+  // Applies the promotion deadlines of rollouts in their canary stage;
+  // returns how many channels changed.
+  size_t TickChannels();
+  bool HasUnsavedChannels() const;
+  // Saves every channel changed since the last save (blocking). A channel
+  // whose save failed stays unsaved.
+  Status SaveChannels();
+
+  // The fleet status (docs/http-api.md, GET /v1/status): every dataset the
+  // tracker knows, or only `dataset`.
+  nlohmann::json StatusJson(const std::optional<std::string>& dataset) const;
+
   // The origin's own entry, returned as "origin" for its versions.
   void SetOrigin(uint64_t node_id, std::string address, std::string zone);
   // The origin holds this version (call for every version at start-up and
   // for each new one).
-  void AddOriginVersion(const std::string& dataset, const Digest& root);
+  void AddOriginVersion(const std::string& dataset, const Digest& root,
+                        const std::string& label = "");
 
   // Drops stale entries (liveness is a function of the clock anyway; this
   // reclaims memory) and refreshes the origin's entries. Returns how many
@@ -137,6 +222,31 @@ class TrackerService {
   TimePoint Now() const { return options_.now(); }
   // Requires mu_.
   void RefreshOriginLocked(const SwarmKey& key, TimePoint now);
+  // What a live node last said about a dataset.
+  struct NodeEntry {
+    std::string address;
+    std::string zone;
+    std::optional<Digest> root;
+    std::optional<Digest> active_root;
+    std::optional<Digest> failed_root;
+    std::string failure;
+    double progress = 0;
+    bool complete = false;
+    TimePoint last_seen{};
+  };
+  using NodeMap = std::map<uint64_t, NodeEntry>;
+  bool LiveLocked(const NodeEntry& e, TimePoint now) const;
+  std::vector<NodeReport> LiveReportsLocked(const std::string& dataset,
+                                            TimePoint now) const;
+  // Runs a command on the dataset's channel (created if missing); marks it
+  // unsaved and notifies when it changed.
+  Result<ChannelChange> Command(
+      const std::string& dataset,
+      const std::function<Result<bool>(Channel&, int64_t now_ms)>& command);
+  void Notify(const std::vector<std::string>& datasets);
+  nlohmann::json DatasetStatusLocked(const std::string& dataset, TimePoint now,
+                                     int64_t now_ms) const;
+  std::string LabelLocked(const Digest& root) const;
 
   TrackerOptions options_;
   LatestProvider latest_;
@@ -148,6 +258,12 @@ class TrackerService {
   std::set<std::pair<std::string, Digest>> origin_has_;  // guarded by mu_
   uint64_t announces_ = 0;                               // guarded by mu_
   uint64_t expired_ = 0;                                 // guarded by mu_
+  std::map<std::string, NodeMap> nodes_;                 // guarded by mu_
+  std::map<std::string, Channel> channels_;              // guarded by mu_
+  std::set<std::string> unsaved_;                        // guarded by mu_
+  std::map<Digest, std::string> labels_;                 // guarded by mu_
+  ChannelSaver saver_;
+  ChannelListener listener_;
 };
 
 }  // namespace fleetcast::tracker

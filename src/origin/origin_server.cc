@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include "net/metrics_route.h"
 #include "obs/metrics.h"
 #include "store/node_layout.h"
+#include "tracker/channel_codec.h"
 
 namespace fleetcast::origin {
 namespace {
@@ -202,7 +204,7 @@ struct OriginServer::Impl {
       latest[v.dataset] =
           tracker::LatestVersion{v.root, v.label, v.published_unix_s};
     }
-    origin.tracker_->AddOriginVersion(v.dataset, v.root);
+    origin.tracker_->AddOriginVersion(v.dataset, v.root, v.label);
     return true;
   }
   void Published(const VersionRecord& v) {
@@ -213,6 +215,7 @@ struct OriginServer::Impl {
   // Re-reads the registry every registry_poll_period until stopped.
   awaitable<void> PollRegistry() {
     const auto period = origin.options_.registry_poll_period;
+    co_await ApplyQueuedRequests();
     while (!poll_stopping.load()) {
       poll_timer.expires_after(period);
       co_await poll_timer.async_wait(
@@ -222,9 +225,37 @@ struct OriginServer::Impl {
           [this] { return origin.registry_->ListVersions(std::nullopt); });
       if (!list) continue;  // try again next period
       for (const auto& v : *list) Published(v);
+      co_await ApplyQueuedRequests();
     }
     poll_running.store(false);
   }
+  // Applies (and deletes) the operator requests queued in channels.sqlite.
+  awaitable<void> ApplyQueuedRequests() {
+    auto pending =
+        co_await Offload([this] { return origin.channel_db_->Pending(); });
+    if (!pending) {
+      spdlog::warn("channel requests: {}", pending.error().ToString());
+      co_return;
+    }
+    for (const auto& r : *pending) {
+      HttpResponse applied =
+          co_await origin.channels_->Apply(r.dataset, r.action, r.body);
+      if (applied.status == 200) {
+        spdlog::info("applied queued {} of {}: {}", r.action, r.dataset,
+                     r.body);
+      } else {
+        spdlog::warn("queued {} of {} refused ({}): {}", r.action, r.dataset,
+                     applied.status, applied.body);
+      }
+      const int64_t id = r.id;
+      auto deleted = co_await Offload(
+          [this, id] { return origin.channel_db_->Delete(id); });
+      if (!deleted) {
+        spdlog::warn("channel requests: {}", deleted.error().ToString());
+      }
+    }
+  }
+
   std::optional<tracker::LatestVersion> Latest(const std::string& dataset) {
     std::lock_guard lock(mu);
     auto it = latest.find(dataset);
@@ -270,6 +301,45 @@ Result<std::unique_ptr<OriginServer>> OriginServer::Create(
   auto versions = o->registry_->ListVersions(std::nullopt);
   if (!versions) return std::unexpected(versions.error());
   for (const auto& v : *versions) impl->Learn(v);  // oldest first
+
+  // Release channels: persisted next to the registry.
+  auto channel_db =
+      ChannelDb::Open(o->options_.store_dir + "/" + ChannelDb::kFileName);
+  if (!channel_db) return std::unexpected(channel_db.error());
+  o->channel_db_ = std::move(*channel_db);
+  auto documents = o->channel_db_->LoadAll();
+  if (!documents) return std::unexpected(documents.error());
+  std::vector<ChannelState> channels;
+  for (const auto& [dataset, document] : *documents) {
+    auto state = tracker::DecodeChannelState(document);
+    if (!state) {
+      return MakeError(
+          ErrorCode::kCorrupt,
+          o->options_.store_dir + "/" + ChannelDb::kFileName,
+          fmt::format("channel of {}: {}", dataset, state.error().ToString()));
+    }
+    channels.push_back(std::move(*state));
+  }
+  o->tracker_->LoadChannels(std::move(channels));
+  ChannelDb* db = o->channel_db_.get();
+  o->tracker_->SetChannelSaver([db](const ChannelState& state) {
+    return db->Put(state.dataset, tracker::EncodeChannelState(state));
+  });
+  Registry* versions_db = o->registry_.get();
+  o->channels_ = std::make_unique<tracker::ChannelRoutes>(
+      runtime, *o->tracker_,
+      [versions_db](const std::string& dataset,
+                    const std::string& text) -> Result<ChannelVersion> {
+        auto v = versions_db->FindVersion(dataset, text);
+        if (!v) return std::unexpected(v.error());
+        if (v->dataset != dataset) {
+          return MakeError(ErrorCode::kNotFound,
+                           fmt::format("{}@{}", dataset, text),
+                           "no such version of this dataset");
+        }
+        return ChannelVersion{v->root, v->label};
+      },
+      o->options_.channels);
   o->expiry_ = std::make_unique<tracker::ExpiryLoop>(
       runtime, *o->tracker_, o->options_.tracker_expiry_period);
 
@@ -331,6 +401,7 @@ Status OriginServer::Start() {
   started_ = true;
   tracker_->SetOrigin(node_id_, advertised_address(), options_.zone);
   expiry_->Start();
+  channels_->Start();
   if (options_.registry_poll_period.count() > 0) {
     impl_->poll_running.store(true);
     boost::asio::co_spawn(impl_->poll_strand, impl_->PollRegistry(),
@@ -352,6 +423,8 @@ net::awaitable<void> OriginServer::Shutdown() {
     wait.expires_after(std::chrono::milliseconds(5));
     co_await wait.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
   }
+  // Answers the channel long-polls at once and saves the channels.
+  co_await channels_->Shutdown();
   if (peer_http_) co_await peer_http_->Shutdown(options_.shutdown_grace);
   co_await http_->Shutdown(options_.shutdown_grace);
 }
@@ -446,6 +519,7 @@ Status OriginServer::Impl::AddRoutes() {
     }
   }
   if (auto st = tracker::AddTrackerRoutes(s, *origin.tracker_); !st) return st;
+  if (auto st = origin.channels_->AddRoutes(s); !st) return st;
   if (auto st = net::AddHealthRoute(s); !st) return st;
   auto metrics = origin.metrics_;
   return net::AddMetricsRoute(s, [metrics] { return metrics->Render(); });

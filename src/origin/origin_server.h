@@ -12,7 +12,16 @@
 //   POST /v1/publish/manifest, PUT /v1/chunks/{sha256},
 //   POST /v1/publish/commit                       remote publish
 //   POST /v1/announce, GET /v1/datasets/{name...}/latest   (tracker)
+//   GET  /v1/datasets/{name...}/channel (long-poll), POST .../release,
+//   .../promote, .../abort, .../rollback, GET .../rollout, GET /v1/status
+//                                                 release channels
+//                                                 (tracker/channel_http.h)
 //   GET  /metrics, GET /healthz
+//
+// Channel state is kept in STORE/channels.sqlite (store/channel_db.h),
+// loaded at Create(); release requests queued there by `fleetcast publish
+// --store --release` are applied by the registry poll (at its start and
+// every period).
 //
 // Hashing, SQLite and disk I/O run on the runtime's worker pool
 // (IoRuntime::OffloadToWorkers); the handlers only wait on the event loop.
@@ -51,8 +60,10 @@
 #include "net/rate_limiter.h"
 #include "net/runtime.h"
 #include "obs/role_metrics.h"
+#include "store/channel_db.h"
 #include "store/chunk_store.h"
 #include "store/registry.h"
+#include "tracker/channel_http.h"
 #include "tracker/tracker_http.h"
 #include "tracker/tracker_service.h"
 
@@ -82,6 +93,7 @@ struct OriginOptions {
   std::string advertise;
   uint64_t node_id = 0;  // 0: random
   tracker::TrackerOptions tracker;
+  tracker::ChannelRoutesOptions channels;
   std::chrono::milliseconds tracker_expiry_period{5000};
   // How often the registry is re-read for versions published behind the
   // server's back (`fleetcast publish --store` into its store): they join
@@ -109,6 +121,7 @@ class OriginServer {
   ChunkStore& store() { return *store_; }
   Registry& registry() { return *registry_; }
   tracker::TrackerService& tracker() { return *tracker_; }
+  tracker::ChannelRoutes& channels() { return *channels_; }
   obs::OriginMetrics& metrics() { return *metrics_; }
   // The --rate-up budget of HTTP downloads, for other egress to share
   // (null: unlimited).
@@ -167,6 +180,8 @@ class OriginServer {
   std::shared_ptr<obs::OriginMetrics> metrics_;
   std::unique_ptr<tracker::TrackerService> tracker_;
   std::unique_ptr<tracker::ExpiryLoop> expiry_;
+  std::unique_ptr<ChannelDb> channel_db_;
+  std::unique_ptr<tracker::ChannelRoutes> channels_;
   std::unique_ptr<net::HttpServer> http_;
   std::unique_ptr<net::HttpServer> peer_http_;
   std::shared_ptr<net::RateLimiter> up_limiter_;  // null: unlimited

@@ -11,12 +11,14 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "agent/hook_runner.h"
 #include "agent/host_port.h"
 #include "agent/tracker_client.h"
 #include "core/manifest_codec.h"
@@ -77,6 +79,7 @@ struct Follower {
   bool finishing = false;
   bool announced = false;
   std::optional<Digest> failed_root;  // refused; not retried
+  std::string failure;                // why, for the announces
   std::string last_error;
   // The newest peer list from the tracker and the version it is for.
   std::optional<Digest> peers_root;
@@ -102,6 +105,9 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
   bool stopping = false;
   asio::steady_timer tick{strand};
   Rng rng;
+  // Operator hooks run here, one at a time: they may take minutes and must
+  // hold neither the event loop nor a hashing worker.
+  asio::thread_pool hook_pool{1};
 
   mutable std::mutex status_mu;
   std::map<std::string, DatasetStatus> status;  // guarded by status_mu
@@ -386,6 +392,10 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
       r.root = f.active->root;
     }
     if (f.active) r.active_root = f.active->root;
+    if (f.failed_root) {
+      r.failed_root = f.failed_root;
+      r.failure = f.failure;
+    }
     if (r.root) {
       if (auto snap = hub->Snapshot(*r.root)) {
         r.progress = snap->bytes == 0 ? 1.0
@@ -541,7 +551,10 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
                        e.code == ErrorCode::kInvalidArgument ||
                        e.code == ErrorCode::kCorrupt ||
                        e.code == ErrorCode::kPathRule;
-      if (permanent) f->failed_root = root;
+      if (permanent) {
+        f->failed_root = root;
+        f->failure = e.ToString();
+      }
       f->target.reset();
       Fail(*f, e, permanent);
       co_return;
@@ -657,26 +670,55 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     std::shared_ptr<Staging> staging = f->staging;
     VersionStore* s = store.get();
     const std::string& dataset = f->dataset;
-    size_t keep = options.config.keep;
+    const DatasetConfig dataset_config = options.config.ForDataset(dataset);
+    const std::optional<NodeVersion> previous = f->active;
+    size_t keep = options.config.KeepFor(dataset);
     auto finalize = [&]() -> Result<NodeVersion> {
       if (auto st = staging->Checkpoint(SteadyMs()); !st) {
         return std::unexpected(st.error());
       }
-      auto version = staging->Finalize();
-      if (!version) return version;
-      if (auto st = s->Activate(dataset, root, UnixNow()); !st) {
-        return std::unexpected(st.error());
-      }
-      VersionStore::CollectOptions co;
-      co.keep = keep;
-      co.protect = {root};
-      if (auto gone = s->Collect(dataset, co); !gone) {
-        spdlog::warn("{}: collecting old versions: {}", dataset,
-                     gone.error().ToString());
-      }
-      return version;
+      return staging->Finalize();
     };
     auto version = co_await rt.OffloadToWorkers(finalize);
+    if (version && !dataset_config.verify_command.empty()) {
+      HookSpec spec = MakeHook(dataset_config.verify_command, "verify",
+                               dataset_config, *f, *version, f->active);
+      auto run = [&] { return RunHook(spec); };
+      auto outcome = co_await rt.OffloadTo(hook_pool, run);
+      if (!outcome || !outcome->ok()) {
+        std::string why =
+            outcome ? outcome->Describe() : outcome.error().ToString();
+        Error e{ErrorCode::kCorrupt,
+                fmt::format("{}@{}", dataset, version->label),
+                "verify_command " + why + "; not activated", 0};
+        if (outcome && !outcome->output_tail.empty()) {
+          spdlog::error("{}: verify_command output:\n{}", dataset,
+                        outcome->output_tail);
+        }
+        f->finishing = false;
+        f->busy = false;
+        RefuseVersion(f, root, e);
+        co_return;
+      }
+      spdlog::info("{}: verify_command passed for {} ({} ms)", dataset,
+                   version->label, outcome->elapsed.count());
+    }
+    if (version) {
+      auto activate = [&]() -> Status {
+        if (auto st = s->Activate(dataset, root, UnixNow()); !st) return st;
+        VersionStore::CollectOptions co;
+        co.keep = keep;
+        co.protect = {root};
+        if (auto gone = s->Collect(dataset, co); !gone) {
+          spdlog::warn("{}: collecting old versions: {}", dataset,
+                       gone.error().ToString());
+        }
+        return {};
+      };
+      if (auto st = co_await rt.OffloadToWorkers(activate); !st) {
+        version = std::unexpected(st.error());
+      }
+    }
     f->finishing = false;
     f->busy = false;
     if (!version) {
@@ -699,6 +741,75 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
                  root.ShortHex());
     f->tracker->AnnounceNow();
     if (options.on_activated) options.on_activated(*version);
+    co_await PostActivate(f, *version, previous);
+  }
+
+  // The environment of a hook: what the version is and where, and what
+  // was active before it.
+  HookSpec MakeHook(const std::string& command, std::string_view hook,
+                    const DatasetConfig& config, const Follower& f,
+                    const NodeVersion& v,
+                    const std::optional<NodeVersion>& previous) const {
+    HookSpec spec;
+    spec.command = command;
+    spec.working_dir = v.path;
+    spec.timeout = config.hook_timeout;
+    spec.env = {
+        {"FLEETCAST_HOOK", std::string(hook)}, {"FLEETCAST_DATASET", f.dataset},
+        {"FLEETCAST_LABEL", v.label},          {"FLEETCAST_ROOT", v.root.Hex()},
+        {"FLEETCAST_VERSION_DIR", v.path},     {"FLEETCAST_PREVIOUS_LABEL", ""},
+        {"FLEETCAST_PREVIOUS_ROOT", ""},       {"FLEETCAST_PREVIOUS_DIR", ""}};
+    if (previous && previous->root != v.root) {
+      spec.env["FLEETCAST_PREVIOUS_LABEL"] = previous->label;
+      spec.env["FLEETCAST_PREVIOUS_ROOT"] = previous->root.Hex();
+      spec.env["FLEETCAST_PREVIOUS_DIR"] = previous->path;
+    }
+    return spec;
+  }
+
+  // The version's verify hook refused it: it is deleted, reported with
+  // every announce and not fetched again while the tracker names it. The
+  // active version is untouched.
+  void RefuseVersion(const std::shared_ptr<Follower>& f, const Digest& root,
+                     const Error& e) {
+    hub->RemoveSwarm(root);
+    f->staging.reset();
+    f->target.reset();
+    f->failed_root = root;
+    f->failure = e.ToString();
+    VersionStore* s = store.get();
+    std::string dataset = f->dataset;
+    rt.PostToSync([s, dataset, root] {
+      if (auto st = s->RemoveVersion(dataset, root); !st) {
+        spdlog::warn("{}: removing refused version {}: {}", dataset,
+                     root.ShortHex(), st.error().ToString());
+      }
+    });
+    Fail(*f, e, true);
+    f->tracker->AnnounceNow();
+  }
+
+  // post_activate_command after an activation: a failure is reported (log,
+  // /v1/status last error) and the activation stays.
+  awaitable<void> PostActivate(std::shared_ptr<Follower> f, NodeVersion v,
+                               std::optional<NodeVersion> previous) {
+    const DatasetConfig config = options.config.ForDataset(f->dataset);
+    if (config.post_activate_command.empty()) co_return;
+    HookSpec spec = MakeHook(config.post_activate_command, "post_activate",
+                             config, *f, v, previous);
+    auto run = [&] { return RunHook(spec); };
+    auto outcome = co_await rt.OffloadTo(hook_pool, run);
+    if (!outcome || !outcome->ok()) {
+      std::string why =
+          outcome ? outcome->Describe() : outcome.error().ToString();
+      Fail(*f,
+           Error{ErrorCode::kIo, fmt::format("{}@{}", f->dataset, v.label),
+                 "post_activate_command " + why, 0},
+           false);
+      co_return;
+    }
+    spdlog::info("{}: post_activate_command done for {} ({} ms)", f->dataset,
+                 v.label, outcome->elapsed.count());
   }
 
   awaitable<void> ActivateKept(std::shared_ptr<Follower> f, NodeVersion v) {
@@ -711,12 +822,14 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
       co_return;
     }
     v.active = true;
+    std::optional<NodeVersion> previous = f->active;
     if (f->active) hub->RemoveSwarm(f->active->root);
     SetActive(*f, v);
     co_await SeedActive(f);
     spdlog::info("{}: activated kept {} {}", dataset, v.label, root.ShortHex());
     f->tracker->AnnounceNow();
     if (options.on_activated) options.on_activated(v);
+    co_await PostActivate(f, v, previous);
   }
 
   void SetActive(Follower& f, const NodeVersion& v) {

@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -177,6 +179,67 @@ TEST_F(AgentTest, AgentsActivateTheLatestVersionThenFollowAnUpdate) {
   auto kept = a.store().ListVersions(kDataset);
   ASSERT_TRUE(kept);
   EXPECT_EQ(kept->size(), 2u);
+}
+
+TEST_F(AgentTest, VerifyHookRefusesAVersionAndPostActivateHookRuns) {
+  const std::string marker = scratch_ / "activations.log";
+  AgentOptions o = Options(5);
+  DatasetConfig hooks;
+  // Run in the finalized version's directory.
+  hooks.verify_command = "test -f small.txt && ! test -f refuse.me";
+  hooks.post_activate_command =
+      "echo \"$FLEETCAST_HOOK $FLEETCAST_LABEL "
+      "prev=$FLEETCAST_PREVIOUS_LABEL\" >> " +
+      marker;
+  o.config.datasets[kDataset] = hooks;
+  std::mutex mu;
+  std::optional<Error> failed;
+  o.on_failed = [&](const std::string&, const Error& e) {
+    std::lock_guard lock(mu);
+    failed = e;
+  };
+  auto read_marker = [&] {
+    std::ifstream in(marker);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+
+  PublishResult v1 = PublishTree("v1");
+  Agent& a = StartAgent(std::move(o));
+  ASSERT_TRUE(PollUntil([&] {
+    return read_marker() == "post_activate v1 prev=\n";
+  })) << read_marker();
+  ASSERT_EQ(ActiveOf(a)->root, v1.root.Hex());
+
+  // v2 fails its verify hook: never activated, deleted, v1 stays.
+  WriteFile(tree_ + "/refuse.me", "x");
+  PublishResult v2 = PublishTree("v2");
+  ASSERT_TRUE(PollUntil([&] {
+    std::lock_guard lock(mu);
+    return failed.has_value();
+  }));
+  EXPECT_EQ(failed->code, ErrorCode::kCorrupt);
+  EXPECT_NE(failed->message.find("verify_command exited 1"), std::string::npos)
+      << failed->ToString();
+  EXPECT_EQ(ActiveOf(a)->root, v1.root.Hex());
+  ASSERT_TRUE(PollUntil([&] {
+    auto kept = a.store().ListVersions(kDataset);
+    return kept && kept->size() == 1 && (*kept)[0].root == v1.root;
+  }));
+  auto manifest1 = origin_->LoadManifest(v1.root);
+  ASSERT_TRUE(manifest1);
+  auto diffs = VerifyTree(CurrentOf(5), **manifest1);
+  ASSERT_TRUE(diffs);
+  EXPECT_TRUE(diffs->empty());
+
+  // v3 passes: activated, and the hook sees v1 as the previous version.
+  ::unlink((tree_ + "/refuse.me").c_str());
+  WriteFile(tree_ + "/small.txt", "hello again\n");
+  PublishResult v3 = PublishTree("v3");
+  ASSERT_TRUE(PollUntil([&] {
+    return read_marker() ==
+           "post_activate v1 prev=\npost_activate v3 prev=v1\n";
+  })) << read_marker();
+  EXPECT_EQ(ActiveOf(a)->root, v3.root.Hex());
 }
 
 TEST_F(AgentTest, ManifestSignedByAnUntrustedKeyIsRefusedAndNothingActivates) {

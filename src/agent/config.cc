@@ -225,7 +225,7 @@ Result<uint64_t> TomlRate(const toml::node& node, const Where& where) {
   auto var = std::move(*var##_result)
 
 // [dataset."NAME"] tables: verify_command, post_activate_command,
-// hook_timeout (seconds), keep, disk_budget (bytes or "50GiB").
+// hook_timeout (seconds), keep.
 Result<std::map<std::string, DatasetConfig>> ParseDatasetTables(
     const toml::node& node, const Where& where) {
   const toml::table* tables = node.as_table();
@@ -258,22 +258,10 @@ Result<std::map<std::string, DatasetConfig>> ParseDatasetTables(
         FC_TRY(n, TomlInteger(v, kw));
         FC_TRY(r, CheckRange(n, 1, kKeepLimit, kw));
         d.keep = static_cast<uint32_t>(r);
-      } else if (key == "disk_budget") {
-        // Units as for rates ("50G", "50GiB"), without "/s".
-        if (v.is_string() && v.value<std::string_view>()->ends_with("/s")) {
-          return kw.Fail("a size in bytes, not a rate");
-        }
-        auto bytes = TomlRate(v, kw);
-        if (!bytes) {
-          return kw.Fail(
-              "expected a size in bytes, e.g. 53687091200 or "
-              "\"50GiB\"");
-        }
-        d.disk_budget = *bytes;
       } else {
         return kw.Fail(
             "unknown key (known: verify_command, post_activate_command, "
-            "hook_timeout, keep, disk_budget)");
+            "hook_timeout, keep)");
       }
     }
     out[checked] = std::move(d);

@@ -55,10 +55,6 @@ struct DatasetConfig {
   std::string post_activate_command;
   std::chrono::seconds hook_timeout{300};
   std::optional<uint32_t> keep;  // overrides AgentConfig::keep
-  // Bytes the dataset's kept versions and staging may use together; a new
-  // version that would not fit is refused before anything is fetched.
-  // 0: unlimited.
-  uint64_t disk_budget = 0;
 };
 
 struct AgentConfig {

@@ -262,7 +262,6 @@ verify_command = "./check.sh --strict"
 post_activate_command = "systemctl reload ranker"
 hook_timeout = 60
 keep = 5
-disk_budget = "50GiB"
 )";
   // Without --subscribe: the file's list holds.
   AgentFlags flags = ParseArgs(MinimalArgs());
@@ -273,13 +272,11 @@ disk_budget = "50GiB"
   EXPECT_EQ(ranker.verify_command, "./check.sh --strict");
   EXPECT_EQ(ranker.post_activate_command, "systemctl reload ranker");
   EXPECT_EQ(ranker.hook_timeout, std::chrono::seconds(60));
-  EXPECT_EQ(ranker.disk_budget, 50ull << 30);
   EXPECT_EQ(config->KeepFor("models/ranker"), 5u);
   // A dataset without a table has the defaults.
   DatasetConfig images = config->ForDataset("datasets/images");
   EXPECT_TRUE(images.verify_command.empty());
   EXPECT_EQ(images.hook_timeout, std::chrono::seconds(300));
-  EXPECT_EQ(images.disk_budget, 0u);
   EXPECT_EQ(config->KeepFor("datasets/images"), 3u);
 }
 
@@ -288,12 +285,9 @@ TEST(AgentConfigTest, PerDatasetTableErrors) {
       FileError("[dataset.\"models/ranker\"]\nverify = \"x\"\n"),
       "/etc/fleetcast/agent.toml:1: key 'dataset.\"models/ranker\".verify': "
       "unknown key (known: verify_command, post_activate_command, "
-      "hook_timeout, keep, disk_budget)");
+      "hook_timeout, keep)");
   EXPECT_NE(FileError("[dataset.\"models/ranker\"]\nhook_timeout = 0\n")
                 .find("hook_timeout': must be in 1..86400"),
-            std::string::npos);
-  EXPECT_NE(FileError("[dataset.\"models/ranker\"]\ndisk_budget = \"1G/s\"\n")
-                .find("disk_budget': a size in bytes, not a rate"),
             std::string::npos);
   EXPECT_NE(FileError("[dataset.\"../x\"]\nkeep = 2\n")
                 .find("'../x' is not a dataset name"),

@@ -110,6 +110,10 @@ json AnnounceRequestToJson(const AnnounceRequest& r) {
             {"event", EventName(r.event)}};
   if (r.root) j["root"] = r.root->Hex();
   if (r.active_root) j["active_root"] = r.active_root->Hex();
+  if (r.failed_root) {
+    j["failed_root"] = r.failed_root->Hex();
+    j["failure"] = r.failure;
+  }
   return j;
 }
 

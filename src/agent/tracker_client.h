@@ -59,11 +59,15 @@ struct AnnounceRequest {
   uint64_t uploaded = 0;    // bytes, since start
   uint64_t downloaded = 0;  // bytes, since start
   std::optional<Digest> active_root;
+  // A version this node refused or could not activate (its verify hook
+  // failed, its manifest was bad, ...) and why, in a line.
+  std::optional<Digest> failed_root;
+  std::string failure;
   AnnounceEvent event = AnnounceEvent::kNone;
 };
 
-// The request body ("root" and "active_root" omitted when unset; "event"
-// is "started", "stopped" or "").
+// The request body ("root", "active_root", "failed_root" and "failure"
+// omitted when unset; "event" is "started", "stopped" or "").
 nlohmann::json AnnounceRequestToJson(const AnnounceRequest& request);
 
 struct VersionRef {

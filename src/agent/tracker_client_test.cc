@@ -191,6 +191,8 @@ TEST(AnnounceRequestTest, ToJson) {
   EXPECT_EQ(j["event"], "started");
   EXPECT_FALSE(j.contains("root"));
   EXPECT_FALSE(j.contains("active_root"));
+  EXPECT_FALSE(j.contains("failed_root"));
+  EXPECT_FALSE(j.contains("failure"));
 
   req.root = *Digest::FromHex(kRootA);
   req.active_root = *Digest::FromHex(kRootB);
@@ -204,6 +206,11 @@ TEST(AnnounceRequestTest, ToJson) {
   EXPECT_EQ(j["event"], "stopped");
   req.event = AnnounceEvent::kNone;
   EXPECT_EQ(AnnounceRequestToJson(req)["event"], "");
+  req.failed_root = *Digest::FromHex(kRootB);
+  req.failure = "verify_command exited 1: bad";
+  j = AnnounceRequestToJson(req);
+  EXPECT_EQ(j["failed_root"], kRootB);
+  EXPECT_EQ(j["failure"], "verify_command exited 1: bad");
 }
 
 TEST(AnnounceDelayTest, JitteredIntervalAfterSuccess) {

@@ -113,27 +113,7 @@ class IoRuntime {
   // For a plain (non-coroutine) caller: runs `f` on the sync thread later.
   void PostToSync(std::function<void()> f);
 
-  // Runs a coroutine on a new strand of the event loop and blocks the
-  // calling (non-io) thread until it finishes. For tests and CLI glue.
-  template <typename T>
-  T BlockOn(awaitable<T> a) {
-    Start();
-    auto strand = boost::asio::make_strand(io_);
-    if constexpr (std::is_void_v<T>) {
-      boost::asio::co_spawn(strand, std::move(a), boost::asio::use_future)
-          .get();
-    } else {
-      // co_spawn's completion needs a default-constructible value: wrap it.
-      auto wrapped = [](awaitable<T> inner) -> awaitable<std::optional<T>> {
-        co_return std::optional<T>(co_await std::move(inner));
-      };
-      return std::move(*boost::asio::co_spawn(strand, wrapped(std::move(a)),
-                                              boost::asio::use_future)
-                            .get());
-    }
-  }
-
- private:
+  // The same on a pool of the caller's (e.g. the agent's hook thread).
   template <typename F, typename R = std::invoke_result_t<F&>>
   awaitable<R> OffloadTo(boost::asio::thread_pool& pool, F f) {
     static_assert(std::is_trivially_destructible_v<F>,
@@ -157,6 +137,28 @@ class IoRuntime {
       co_return std::move(*out);
     }
   }
+
+  // Runs a coroutine on a new strand of the event loop and blocks the
+  // calling (non-io) thread until it finishes. For tests and CLI glue.
+  template <typename T>
+  T BlockOn(awaitable<T> a) {
+    Start();
+    auto strand = boost::asio::make_strand(io_);
+    if constexpr (std::is_void_v<T>) {
+      boost::asio::co_spawn(strand, std::move(a), boost::asio::use_future)
+          .get();
+    } else {
+      // co_spawn's completion needs a default-constructible value: wrap it.
+      auto wrapped = [](awaitable<T> inner) -> awaitable<std::optional<T>> {
+        co_return std::optional<T>(co_await std::move(inner));
+      };
+      return std::move(*boost::asio::co_spawn(strand, wrapped(std::move(a)),
+                                              boost::asio::use_future)
+                            .get());
+    }
+  }
+
+ private:
   awaitable<void> RunShutdown();
   void JoinIoThreads();
 

@@ -25,6 +25,8 @@ void RegisterDemo(CLI::App& app, Runner& run);
 void RegisterOrigin(CLI::App& app, Runner& run);
 void RegisterAgent(CLI::App& app, Runner& run);
 void RegisterGet(CLI::App& app, Runner& run);
+// release, promote, abort, rollback, status (rollout_cmd.cc).
+void RegisterRollout(CLI::App& app, Runner& run);
 
 }  // namespace fleetcast::cli
 

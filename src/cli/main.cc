@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   RegisterOrigin(app, run);
   RegisterAgent(app, run);
   RegisterGet(app, run);
+  RegisterRollout(app, run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,8 +1,13 @@
 // fleetcast publish DIR --store STORE --dataset NAME --key KEY [--label L]
-//   [--chunk-min/avg/max SIZE] [--threads N] [--json]
+//   [--chunk-min/avg/max SIZE] [--threads N] [--json] [RELEASE]
 // fleetcast publish DIR --origin URL --dataset NAME --key KEY [--label L]
 //   [--streams N] [--chunk-min/avg/max SIZE] [--threads N] [--json]
-//   (remote publish: origin/remote_publish.h)
+//   [RELEASE]   (remote publish: origin/remote_publish.h)
+// RELEASE: --release [--canary PERCENT] [--promote-after DURATION]
+//   [--max-failures N]: also start a rollout of the new version
+//   (docs/rollouts.md). Remote: on the origin's tracker right after the
+//   commit. Local: queued in STORE/channels.sqlite; the origin serving
+//   the store applies it when its registry poll runs.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -11,8 +16,11 @@
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
+#include "cli/rollout_client.h"
+#include "core/rollout.h"
 #include "obs/progress.h"
 #include "origin/remote_publish.h"
+#include "store/channel_db.h"
 #include "store/publisher.h"
 
 namespace fleetcast::cli {
@@ -31,7 +39,64 @@ struct PublishArgs {
   std::string chunk_max = "1MiB";
   unsigned threads = 0;
   bool json = false;
+  bool release = false;
+  double canary = 0;
+  std::string promote_after;
+  uint32_t max_failures = 0;
 };
+
+// The body of POST /v1/datasets/{name}/release for --release.
+Result<nlohmann::json> ReleaseBody(const PublishArgs& a, const Digest& root) {
+  nlohmann::json body = {{"version", root.Hex()},
+                         {"canary_percent", a.canary},
+                         {"max_failures", a.max_failures}};
+  if (!a.promote_after.empty()) {
+    auto ms = ParseDurationMs(a.promote_after);
+    if (!ms) return std::unexpected(ms.error());
+    body["promote_after_s"] = static_cast<double>(*ms) / 1000.0;
+  }
+  return body;
+}
+
+// Starts (remote) or queues (local) the release of the published version.
+// Returns the exit code and, for --json, what happened.
+int Release(const PublishArgs& a, const PublishResult& result,
+            nlohmann::json& out) {
+  auto body = ReleaseBody(a, result.root);
+  if (!body) return ReportError(body.error());
+  if (!a.origin.empty()) {
+    auto reply = TrackerRequest(a.origin, "POST",
+                                DatasetPath(a.dataset) + "/release", &*body);
+    if (!reply) {
+      fmt::print(stderr, "published {}@{}, but the release failed:\n",
+                 result.dataset, result.label);
+      return ReportError(reply.error());
+    }
+    if (reply->status != 200) {
+      fmt::print(stderr, "published {}@{}, but the release was refused:\n",
+                 result.dataset, result.label);
+      return ReportReply(*reply);
+    }
+    out = reply->body["channel"];
+    if (!a.json) {
+      fmt::print(stderr, "{}\n", DescribeChannel(out, UnixNow()));
+    }
+    return kExitOk;
+  }
+  auto db = ChannelDb::Open(a.store + "/" + ChannelDb::kFileName);
+  if (!db) return ReportError(db.error());
+  auto id = (*db)->Enqueue(
+      ChannelDb::Request{0, a.dataset, "release", body->dump(), UnixNow()});
+  if (!id) return ReportError(id.error());
+  out = nlohmann::json{{"queued", true}, {"request", *body}};
+  if (!a.json) {
+    fmt::print(stderr,
+               "release of {}@{} queued in the store: the origin serving it "
+               "applies it within its registry poll (5 s)\n",
+               result.dataset, result.label);
+  }
+  return kExitOk;
+}
 
 Result<ChunkingParams> ParseChunking(const PublishArgs& a) {
   ChunkingParams p;
@@ -106,6 +171,17 @@ int RunPublish(const PublishArgs& a) {
     return ReportError(Error{ErrorCode::kInvalidArgument, "publish",
                              "give exactly one of --store and --origin", 0});
   }
+  if (!a.release &&
+      (a.canary != 0 || !a.promote_after.empty() || a.max_failures != 0)) {
+    return ReportError(Error{
+        ErrorCode::kInvalidArgument, "publish",
+        "--canary, --promote-after and --max-failures need --release", 0});
+  }
+  if (!a.promote_after.empty()) {
+    if (auto ms = ParseDurationMs(a.promote_after); !ms) {
+      return ReportError(ms.error());
+    }
+  }
   auto chunking = ParseChunking(a);
   if (!chunking) return ReportError(chunking.error());
   auto key = LoadSigningKey(a.key);
@@ -113,6 +189,9 @@ int RunPublish(const PublishArgs& a) {
   auto result = a.origin.empty() ? PublishLocal(a, *chunking, *key)
                                  : PublishRemote(a, *chunking, *key);
   if (!result) return ReportError(result.error());
+  nlohmann::json released;
+  int code = kExitOk;
+  if (a.release) code = Release(a, *result, released);
   if (a.json) {
     nlohmann::json j = {
         {"root", result->root.Hex()},       {"label", result->label},
@@ -120,6 +199,7 @@ int RunPublish(const PublishArgs& a) {
         {"bytes", result->bytes},           {"chunks", result->chunks},
         {"new_chunks", result->new_chunks}, {"new_bytes", result->new_bytes},
         {"seconds", result->seconds}};
+    if (a.release) j["release"] = released;
     fmt::print("{}\n", j.dump());
   } else {
     fmt::print("{}\n", result->root.Hex());
@@ -131,7 +211,7 @@ int RunPublish(const PublishArgs& a) {
                FormatBytes(result->new_bytes), result->new_chunks,
                result->seconds);
   }
-  return kExitOk;
+  return code;
 }
 
 }  // namespace
@@ -170,6 +250,16 @@ void RegisterPublish(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--threads", a->threads, "Worker threads (0: one per core)");
   cmd->add_flag("--json", a->json, "Print the result as JSON");
+  cmd->add_flag("--release", a->release,
+                "Also release the new version to the fleet (without it the "
+                "fleet's channel does not move)");
+  cmd->add_option("--canary", a->canary,
+                  "With --release: percent of nodes that get it first")
+      ->check(CLI::Range(0.0, 100.0));
+  cmd->add_option("--promote-after", a->promote_after,
+                  "With --release: promote after this long (30s, 5m, 1h)");
+  cmd->add_option("--max-failures", a->max_failures,
+                  "With --release: failed nodes tolerated");
   cmd->callback([&run, a] { run = [a] { return RunPublish(*a); }; });
 }
 

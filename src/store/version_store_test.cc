@@ -2,6 +2,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -572,6 +574,44 @@ TEST_F(VersionStoreTest, RollbackIsAnActivationWithoutTransfer) {
   // And forward again.
   ASSERT_TRUE(node_->Activate(kDs, v2.root).has_value());
   ExpectTreeIs(Current(), v2.manifest);
+}
+
+TEST_F(VersionStoreTest, ReadersNeverSeeAMixedTreeDuringSwaps) {
+  // A reader that resolves `current` once and reads through the resolved
+  // path sees v1 or v2 whole, however the swaps interleave, and `current`
+  // always resolves.
+  BuildV1();
+  Published v1 = PublishVersion("v1");
+  ASSERT_NO_FATAL_FAILURE(Install(v1));
+  WriteFile(tree_ + "/data/counter", "2", 0644);
+  WriteFile(tree_ + "/data/big", ByteSpan(RandomBytes(77, 200'000)), 0640);
+  Published v2 = PublishVersion("v2");
+  ASSERT_NO_FATAL_FAILURE(Install(v2));
+
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0}, mixed{0}, unresolved{0};
+  std::thread reader([&] {
+    while (!done.load()) {
+      char resolved[PATH_MAX];
+      if (::realpath(Current().c_str(), resolved) == nullptr) {
+        ++unresolved;
+        continue;
+      }
+      auto d1 = VerifyTree(resolved, v1.manifest);
+      auto d2 = VerifyTree(resolved, v2.manifest);
+      if (!(d1 && d1->empty()) && !(d2 && d2->empty())) ++mixed;
+      ++reads;
+    }
+  });
+  for (int i = 0; i < 100 || reads.load() < 20; ++i) {
+    const Published& v = i % 2 == 0 ? v1 : v2;
+    ASSERT_TRUE(node_->Activate(kDs, v.root).has_value());
+  }
+  done = true;
+  reader.join();
+  EXPECT_EQ(mixed.load(), 0);
+  EXPECT_EQ(unresolved.load(), 0);
+  EXPECT_GE(reads.load(), 20);
 }
 
 TEST_F(VersionStoreTest, RemoveVersionDeletesAKeptVersionNeverTheActive) {

@@ -403,7 +403,8 @@ class Fleetcast(System):
         self.start_origin()
         out = run(["ip", "netns", "exec", self.tb.host_ns(0), c.bin, "publish", c.data,
                    "--origin", f"http://{self.origin}", "--dataset", DATASET,
-                   "--key", self.key, "--label", "v1", "--json"], timeout=600)
+                   "--key", self.key, "--label", "v1", "--release", "--json"],
+                  timeout=600)
         self.root = json.loads(out)["root"]
         self.stop_all()
         log(f"fleetcast: published {DATASET} root {self.root[:16]}")
@@ -916,6 +917,11 @@ def plot_links(ctx, link_rows, png):
         down.append(f"'{path}' using 1:3 with lines lw 2 title '{name}'")
     if not up:
         return False
+    # HTTP's flat N x F/B would squeeze the others: cut the x axis after them.
+    ends = {name: max(r[2] for r in link_rows if r[0] == name and r[1] == 1) / ctx.ideal_s
+            for name in ctx.systems if any(r[0] == name and r[1] == 1 for r in link_rows)}
+    others = [v for k, v in ends.items() if k != "http"]
+    xmax = 1.15 * max(others) if others and "http" in ends else max(ends.values()) * 1.02
     b = ctx.args.rate
     script = f"""set terminal pngcairo size 960,720 font ',11'
 set output '{png}'
@@ -923,6 +929,7 @@ set multiplot layout 2,1 title "links over time (repeat 1): N={ctx.n}, F={ctx.by
 set grid
 set key top right
 set xlabel 'time / (F/B)'
+set xrange [0:{xmax}]
 set yrange [0:{b * 1.15}]
 set ylabel "origin uplink, Mbit/s"
 plot {', '.join(up)}, {b} with lines dt 2 lc rgb 'gray40' title 'B'

@@ -322,7 +322,7 @@ BYTES=$(cd "$WORK/data" && cat "${NAMES[@]}" | wc -c)
 "$BIN" keygen --out "$WORK/key" >/dev/null
 start_origin
 "$BIN" publish "$WORK/data" --origin "http://$ORIGIN" --dataset "$DATASET" \
-  --key "$WORK/key" --json >"$WORK/publish.json" 2>"$WORK/publish.err" ||
+  --key "$WORK/key" --release --json >"$WORK/publish.json" 2>"$WORK/publish.err" ||
   fail "publish failed: $(tail -n3 "$WORK/publish.err")"
 stop "$ORIGIN_PID"
 ROOT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["root"])' "$WORK/publish.json")

@@ -78,6 +78,7 @@ struct Follower {
   bool busy = false;                 // a switch or finish is running
   bool finishing = false;
   bool announced = false;
+  net::HttpClient* watch = nullptr;   // the channel long-poll in flight
   std::optional<Digest> failed_root;  // refused; not retried
   std::string failure;                // why, for the announces
   std::string last_error;
@@ -259,6 +260,14 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
         asio::detached);
   }
 
+  // A plain function: owning closures are not made inside coroutine bodies
+  // (docs/architecture.md, "Coroutines under GCC 12").
+  void SpawnWatch(const std::shared_ptr<Follower>& f) {
+    auto self = shared_from_this();
+    asio::co_spawn(
+        strand, [self, f] { return self->WatchChannel(f); }, asio::detached);
+  }
+
   void SpawnAnnounces(const std::shared_ptr<Follower>& f) {
     auto self = shared_from_this();
     asio::co_spawn(
@@ -329,6 +338,7 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
       if (stopping || !f->pin) co_return;
     }
     SpawnAnnounces(f);
+    if (!f->pinned) SpawnWatch(f);
   }
 
   // Finds the pinned version in the tracker's list of versions.
@@ -433,8 +443,23 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
         hub->AddPeers(*r->root, f->peers);
       }
     }
-    std::optional<VersionRef> want = f->pin ? f->pin : r->latest;
-    if (!want || f->busy) return;
+    // The channel's target for this node; a tracker without channels
+    // gives none and the latest published version is followed.
+    std::optional<VersionRef> want = r->latest;
+    if (f->pin) {
+      want = f->pin;
+    } else if (r->has_target &&
+               (r->target || !options.latest_when_unreleased)) {
+      want = r->target;
+    }
+    MoveTo(f, want);
+  }
+
+  // Starts the switch to `want` unless the node is on it, staging it,
+  // busy, or refused it before.
+  void MoveTo(const std::shared_ptr<Follower>& f,
+              const std::optional<VersionRef>& want) {
+    if (!want || f->busy || stopping) return;
     if (f->active && f->active->root == want->root) return;
     if (f->target && f->target->root == want->root) return;
     if (f->failed_root && *f->failed_root == want->root) return;
@@ -442,6 +467,90 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     asio::co_spawn(
         strand, [self, f, v = *want] { return self->SwitchTo(f, v); },
         asio::detached);
+  }
+
+  // Watches the dataset's release channel by long-poll, so a release or a
+  // rollback reaches this node within a round trip instead of an announce
+  // interval. A tracker without the route (404) is left to the announces;
+  // errors back off with jitter (1 s doubling to 30 s, ±20%), so a
+  // restarted tracker is not hit by every agent at once.
+  // The long-poll's path: what this node runs or stages is `known`.
+  std::string ChannelWatchPath(const Follower& f,
+                               std::chrono::seconds wait) const {
+    std::string known;
+    if (f.target) {
+      known = f.target->root.Hex();
+    } else if (f.active) {
+      known = f.active->root.Hex();
+    }
+    return fmt::format("/v1/datasets/{}/channel?node={}&known={}&wait={}",
+                       f.dataset, FormatNodeId(options.node_id), known,
+                       wait.count());
+  }
+
+  // 200: the update; 404: kNotFound (a tracker without channels); anything
+  // else: an error to back off from.
+  static Result<ChannelUpdate> ReadChannelAnswer(
+      const Result<net::HttpResponse>& r, const std::string& url) {
+    if (!r) return std::unexpected(r.error());
+    if (r->status == 404) {
+      return MakeError(ErrorCode::kNotFound, url, "no release channels");
+    }
+    if (r->status != 200) {
+      return MakeError(ErrorCode::kIo, url,
+                       fmt::format("channel watch: HTTP {}", r->status));
+    }
+    return ParseChannelUpdate(r->body);
+  }
+
+  std::chrono::milliseconds Jittered(std::chrono::milliseconds d) {
+    double jitter = 0.8 + 0.4 * (static_cast<double>(rng() % 1000) / 1000.0);
+    return std::chrono::milliseconds(
+        static_cast<int64_t>(static_cast<double>(d.count()) * jitter));
+  }
+
+  // Watches the dataset's release channel by long-poll, so a release or a
+  // rollback reaches this node within a round trip instead of an announce
+  // interval. A tracker without the route (404) is left to the announces;
+  // errors back off with jitter (1 s doubling to 30 s, ±20%), so a
+  // restarted tracker is not hit by every agent at once.
+  //
+  // GCC 12: no conditional expressions with non-trivial temporaries and no
+  // owning closures in this body (docs/architecture.md).
+  awaitable<void> WatchChannel(std::shared_ptr<Follower> f) {
+    auto self = shared_from_this();
+    asio::steady_timer pause(strand);
+    std::chrono::milliseconds backoff{1000};
+    size_t tracker = 0;
+    const std::chrono::seconds wait{30};
+    net::HttpClientOptions client_options;
+    client_options.io_timeout = wait + std::chrono::seconds(15);
+    while (!stopping) {
+      const std::string& url =
+          options.config.trackers[tracker % options.config.trackers.size()];
+      Result<net::HttpResponse> answer =
+          MakeError(ErrorCode::kIo, url, "not asked");
+      auto client = net::HttpClient::ForUrl(strand, url, client_options);
+      if (client) {
+        f->watch = &*client;  // closed by Stop to end the wait
+        answer = co_await client->Get(ChannelWatchPath(*f, wait));
+        f->watch = nullptr;
+      }
+      if (stopping) break;
+      Result<ChannelUpdate> update = ReadChannelAnswer(answer, url);
+      if (update) {
+        backoff = std::chrono::milliseconds(1000);
+        MoveTo(f, update->target);
+        continue;
+      }
+      if (update.error().code == ErrorCode::kNotFound) co_return;
+      spdlog::debug("{}: {}", f->dataset, update.error().ToString());
+      ++tracker;  // the next one, if there are several
+      pause.expires_after(Jittered(backoff));
+      boost::system::error_code ec;
+      co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(30'000));
+    }
   }
 
   // Moves the follower to version `v`: drops a superseded staging, then
@@ -953,6 +1062,7 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     std::vector<std::shared_ptr<Staging>> stagings;
     for (auto& [name, f] : followers) {
       f->tracker->Stop();
+      if (f->watch) f->watch->Close();
       if (f->staging && !f->staging->finalized()) {
         stagings.push_back(f->staging);
       }

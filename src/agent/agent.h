@@ -40,8 +40,11 @@ struct AgentOptions {
   uint64_t node_id = 0;
   uint64_t rng_seed = 1;
   // Dataset -> the version to fetch (label, 64-hex root or a unique root
-  // prefix) instead of following the latest.
+  // prefix) instead of following the release channel.
   std::map<std::string, std::string> pinned;
+  // A dataset that was never released follows its latest published
+  // version instead of waiting for a release (fleetcast get).
+  bool latest_when_unreleased = false;
   // Called (on the agent's strand) after a dataset's version is activated.
   std::function<void(const NodeVersion&)> on_activated;
   // Called (on the agent's strand) when a dataset cannot progress for a

@@ -8,8 +8,10 @@
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
+#include "net/http_client.h"
 #include "origin/origin_seeder.h"
 #include "origin/origin_server.h"
 #include "origin/remote_publish.h"
@@ -85,7 +87,14 @@ class AgentTest : public ::testing::Test {
     o.streams = 2;
     auto r = origin::RemotePublish(tree_, TestKey(), o);
     EXPECT_TRUE(r) << r.error().ToString();
-    return r ? *r : PublishResult{};
+    if (!r) return PublishResult{};
+    // Released to the whole fleet at once (publish --release).
+    auto released = net::HttpPostJsonBlocking(
+        url_ + "/v1/datasets/" + kDataset + "/release",
+        nlohmann::json{{"version", r->root.Hex()}});
+    EXPECT_TRUE(released && released->status == 200)
+        << (released ? released->body : released.error().ToString());
+    return *r;
   }
 
   AgentOptions Options(int n) {

@@ -117,6 +117,53 @@ json AnnounceRequestToJson(const AnnounceRequest& r) {
   return j;
 }
 
+namespace {
+
+// {"root": "<hex>", "label": "v3"}
+Result<VersionRef> ParseVersionRef(const json& v, const std::string& field) {
+  if (!v.is_object()) return Malformed(field, "expected an object");
+  if (Absent(v, "root")) return Malformed(field + ".root", "missing");
+  auto root = ParseDigest(v["root"], field + ".root");
+  if (!root) return std::unexpected(root.error());
+  auto label = ParseString(v, "label", field, true);
+  if (!label) return std::unexpected(label.error());
+  if (auto st = ValidateLabel(*label); !st) {
+    return Malformed(field + ".label", st.error().message);
+  }
+  return VersionRef{*root, std::move(*label)};
+}
+
+}  // namespace
+
+Result<ChannelUpdate> ParseChannelUpdate(std::string_view body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Malformed("body", "not JSON");
+  if (!j.is_object()) return Malformed("body", "expected a JSON object");
+  ChannelUpdate out;
+  if (!Absent(j, "target")) {
+    auto target = ParseVersionRef(j["target"], "target");
+    if (!target) return std::unexpected(target.error());
+    out.target = std::move(*target);
+  }
+  if (!Absent(j, "stage")) {
+    if (!j["stage"].is_string()) return Malformed("stage", "expected a string");
+    out.stage = j["stage"].get<std::string>();
+  }
+  if (!Absent(j, "canary")) {
+    if (!j["canary"].is_boolean()) {
+      return Malformed("canary", "expected a boolean");
+    }
+    out.canary = j["canary"].get<bool>();
+  }
+  if (!Absent(j, "rollout_id")) {
+    if (!j["rollout_id"].is_number_integer()) {
+      return Malformed("rollout_id", "expected an integer");
+    }
+    out.rollout_id = j["rollout_id"].get<int64_t>();
+  }
+  return out;
+}
+
 Result<AnnounceResponse> ParseAnnounceResponse(std::string_view body) {
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Malformed("body", "not JSON");
@@ -136,17 +183,17 @@ Result<AnnounceResponse> ParseAnnounceResponse(std::string_view body) {
   }
 
   if (!Absent(j, "latest")) {
-    const json& v = j["latest"];
-    if (!v.is_object()) return Malformed("latest", "expected an object");
-    if (Absent(v, "root")) return Malformed("latest.root", "missing");
-    auto root = ParseDigest(v["root"], "latest.root");
-    if (!root) return std::unexpected(root.error());
-    auto label = ParseString(v, "label", "latest", true);
-    if (!label) return std::unexpected(label.error());
-    if (auto st = ValidateLabel(*label); !st) {
-      return Malformed("latest.label", st.error().message);
+    auto latest = ParseVersionRef(j["latest"], "latest");
+    if (!latest) return std::unexpected(latest.error());
+    out.latest = std::move(*latest);
+  }
+  if (j.contains("target")) {
+    out.has_target = true;
+    if (!j["target"].is_null()) {
+      auto target = ParseVersionRef(j["target"], "target");
+      if (!target) return std::unexpected(target.error());
+      out.target = std::move(*target);
     }
-    out.latest = VersionRef{*root, std::move(*label)};
   }
 
   if (!Absent(j, "root")) {

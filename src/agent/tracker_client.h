@@ -88,8 +88,14 @@ struct AnnounceResponse {
   // interval_s; unset when the tracker gave none.
   std::optional<std::chrono::seconds> interval;
   std::optional<VersionRef> latest;  // the dataset's latest published version
-  std::optional<Digest> root;        // the version the peer list is for
-  std::vector<TrackerPeer> peers;    // same-zone first, as the tracker sent
+  // The version this node should run per the dataset's release channel
+  // (docs/rollouts.md). has_target is false when the tracker predates
+  // channels (no "target" key: follow `latest`); true with target unset
+  // when the dataset was never released (run nothing new).
+  bool has_target = false;
+  std::optional<VersionRef> target;
+  std::optional<Digest> root;      // the version the peer list is for
+  std::vector<TrackerPeer> peers;  // same-zone first, as the tracker sent
   std::optional<TrackerPeer> origin;
   std::string tracker;  // the URL of the tracker that answered
 };
@@ -101,8 +107,19 @@ inline constexpr size_t kMaxAnnouncePeers = 1000;
 // ("peers[2].address: ...") for anything malformed: not a JSON object, a
 // wrong type, a digest that is not 64 lowercase hex, a bad label, node id
 // or address, an interval outside 1..86400 s, more than kMaxAnnouncePeers
-// peers. Absent and null optional fields are the same.
+// peers. Absent and null optional fields are the same, except "target"
+// (see AnnounceResponse::has_target).
 Result<AnnounceResponse> ParseAnnounceResponse(std::string_view body);
+
+// A channel long-poll answer: GET /v1/datasets/{name}/channel?node=ID&
+// known=ROOT&wait=S (docs/http-api.md).
+struct ChannelUpdate {
+  std::optional<VersionRef> target;  // unset: never released
+  std::string stage;  // none, canary, promoted, halted, aborted, rolled_back
+  bool canary = false;
+  int64_t rollout_id = 0;
+};
+Result<ChannelUpdate> ParseChannelUpdate(std::string_view body);
 
 struct AnnounceBackoff {
   std::chrono::milliseconds initial{1'000};  // after the first failure

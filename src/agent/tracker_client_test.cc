@@ -169,6 +169,45 @@ TEST(ParseAnnounceResponseTest, DeepNestingIsAnErrorNotACrash) {
   EXPECT_EQ(r.error().code, ErrorCode::kCorrupt);
 }
 
+TEST(AnnounceResponseTest, TargetAbsentNullOrSet) {
+  auto old = ParseAnnounceResponse(R"({"interval_s":5})");
+  ASSERT_TRUE(old);
+  EXPECT_FALSE(old->has_target);  // a tracker without channels
+  auto none = ParseAnnounceResponse(R"({"target":null})");
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->has_target);
+  EXPECT_FALSE(none->target);  // never released
+  auto set = ParseAnnounceResponse(
+      json{{"target", {{"root", kRootA}, {"label", "v4"}}}}.dump());
+  ASSERT_TRUE(set);
+  EXPECT_TRUE(set->has_target);
+  ASSERT_TRUE(set->target);
+  EXPECT_EQ(set->target->root.Hex(), kRootA);
+  EXPECT_EQ(set->target->label, "v4");
+  auto bad = ParseAnnounceResponse(R"({"target":{"root":"zz","label":"v"}})");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("target.root"), std::string::npos);
+}
+
+TEST(ChannelUpdateTest, Parses) {
+  auto u = ParseChannelUpdate(json{
+      {"target", {{"root", kRootB}, {"label", "v2"}}},
+      {"stage", "canary"},
+      {"canary", true},
+      {"rollout_id", 7}}.dump());
+  ASSERT_TRUE(u) << u.error().ToString();
+  ASSERT_TRUE(u->target);
+  EXPECT_EQ(u->target->root.Hex(), kRootB);
+  EXPECT_EQ(u->stage, "canary");
+  EXPECT_TRUE(u->canary);
+  EXPECT_EQ(u->rollout_id, 7);
+  auto none = ParseChannelUpdate(R"({"target":null,"stage":"none"})");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->target);
+  EXPECT_FALSE(ParseChannelUpdate("[]"));
+  EXPECT_FALSE(ParseChannelUpdate(R"({"canary":"yes"})"));
+}
+
 TEST(AnnounceRequestTest, ToJson) {
   AnnounceRequest req;
   req.node_id = 0xabc;

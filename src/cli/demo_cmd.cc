@@ -307,7 +307,7 @@ Result<Published> Demo::PublishVersion(const std::string& label) {
   auto run = RunCommand(
       "publish-" + label,
       {exe_, "publish", dataset_dir_, "--origin", origin_url_, "--dataset",
-       kDataset, "--key", key_, "--label", label, "--json"});
+       kDataset, "--key", key_, "--label", label, "--json", "--release"});
   if (!run) return std::unexpected(run.error());
   if (run->exit_code != 0) {
     return MakeError(ErrorCode::kIo, "publish " + label,

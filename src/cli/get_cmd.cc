@@ -80,6 +80,9 @@ int RunGet(const GetArgs& a) {
   options.trusted = std::move(*trusted);
   options.rng_seed = std::random_device{}() ^ options.node_id;
   if (!a.version.empty()) options.pinned[a.dataset] = a.version;
+  // What the fleet runs (the channel); the latest published if the dataset
+  // was never released.
+  options.latest_when_unreleased = true;
 
   std::mutex mu;
   std::condition_variable cv;

@@ -238,7 +238,9 @@ TEST(PeerHubTest, UnknownVersionIsRefusedAndSelfIsNotDialed) {
 // sockets and a PeerSession: the misbehaviour lives below what a hub does.
 class StalledReceiver {
  public:
-  StalledReceiver(uint16_t port, const TestVersion& v) {
+  // `node`: a node id byte of its own (a second connection of one node
+  // would be refused as a duplicate while the first is still known).
+  StalledReceiver(uint16_t port, const TestVersion& v, uint8_t node) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     int small = 4096;  // a tiny window: the uploader's writes back up
     ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
@@ -250,7 +252,7 @@ class StalledReceiver {
         ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     PeerSessionOptions so;
     so.role = PeerRole::kInitiator;
-    so.hello.node_id.fill(0x77);
+    so.hello.node_id.fill(node);
     so.hello.root = v.root;
     so.hello.dataset = "test/data";
     so.version = PeerVersionInfo{v.layout->distinct_count()};
@@ -322,7 +324,8 @@ TEST(PeerHubTest, ReceiverResettingMidUploadDoesNotStarveOthers) {
   Node seeder(rt, 5, "z", false);
   seeder.Seed(v, /*super_seed=*/false);
   for (int round = 0; round < 6; ++round) {
-    StalledReceiver stalled(seeder.server.port(), v);
+    StalledReceiver stalled(seeder.server.port(), v,
+                            static_cast<uint8_t>(0x70 + round));
     ASSERT_TRUE(stalled.RequestChunks(40));
     ASSERT_TRUE(PollUntil([&] { return stalled.Queued() > 0; }));
     stalled.Reset();

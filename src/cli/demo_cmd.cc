@@ -174,7 +174,6 @@ class Demo {
   Status VerifyAll(const std::string& label);
   Result<double> OriginEgress();
   Status StopAgents();
-  Status RollBack(const Published& to);
   Status Tamper(const std::string& label);
 
   Result<std::unique_ptr<ChildProcess>> Spawn(const std::string& name,
@@ -516,30 +515,6 @@ void Demo::StopAll() {
   }
 }
 
-Status Demo::RollBack(const Published& to) {
-  auto root = Digest::FromHex(to.root);
-  if (!root) return std::unexpected(root.error());
-  for (auto& node : nodes_) {
-    auto store = VersionStore::Open(node.data_dir, node.state_dir);
-    if (!store) return std::unexpected(store.error());
-    auto previous = (*store)->Previous(kDataset);
-    if (!previous) return std::unexpected(previous.error());
-    if (!*previous || (*previous)->root != *root) {
-      return MakeError(
-          ErrorCode::kNotFound, node.fleet.name,
-          fmt::format("{} is not the kept previous version", to.label));
-    }
-    const auto start = Clock::now();
-    if (auto st = (*store)->Activate(kDataset, *root, UnixNow()); !st) {
-      return st;
-    }
-    double ms = 1000 * SecondsSince(start);
-    fmt::print("  {:<8} current -> versions/{} ({:.1f} ms)\n", node.fleet.name,
-               (*previous)->dir_name, ms);
-  }
-  return {};
-}
-
 Status Demo::Tamper(const std::string& label) {
   const Node& node = nodes_.front();
   fs::path current = node.data_dir + "/" + kDataset + "/current";
@@ -679,15 +654,37 @@ Status Demo::Run() {
   if (auto st = VerifyAll(v2->label); !st) return st;
 
   Step(
-      "roll back to v1: stop the agents (no rollback command yet), activate "
-      "the kept v1 on each node with one rename");
+      "roll back to v1 (fleetcast rollback): every agent moves current back "
+      "to its kept v1 with one rename, nothing is fetched");
+  watcher_->Poll(seconds(3));
+  std::vector<ByteBaseline> before_rollback = Baselines();
+  const auto rollback_start = Clock::now();
+  auto rollback = RunCommand(
+      "rollback", {exe_, "rollback", kDataset, "--tracker", origin_url_});
+  if (!rollback) return std::unexpected(rollback.error());
+  if (rollback->exit_code != 0) {
+    return MakeError(ErrorCode::kIo, "rollback",
+                     fmt::format("exited with code {}", rollback->exit_code));
+  }
+  if (auto st = Distribute(t1, before_rollback); !st) return st;
+  const double rollback_seconds = SecondsSince(rollback_start);
+  uint64_t rollback_moved = 0;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    auto now = CurrentBytes(watcher_->nodes()[i], kDataset);
+    rollback_moved = std::max(
+        rollback_moved, now.from_peers - before_rollback[i].from_peers +
+                            now.from_origin - before_rollback[i].from_origin);
+  }
+  fmt::print(
+      "  v1 active again on all {} nodes {:.2f} s after the rollback; {} "
+      "received by the busiest node\n",
+      nodes_.size(), rollback_seconds, FormatBytes(rollback_moved));
   Status stopped = StopAgents();
   if (!stopped) {
     // The nodes' data is what is checked next; the failed stop still fails
     // the demo at the end.
     fmt::print(stderr, "fleetcast demo: {}\n", stopped.error().ToString());
   }
-  if (auto st = RollBack(*v1); !st) return st;
   if (auto st = VerifyAll(v1->label); !st) return st;
 
   Step("tamper with a file on one node: verify must catch it");
@@ -704,8 +701,11 @@ Status Demo::Run() {
       "verified\n",
       v2_seconds, FormatBytes(moved_max), Percent(moved_max, v2->bytes),
       nodes_.size(), nodes_.size());
-  fmt::print("  rollback to v1: {}/{} nodes verified; tampering detected\n",
-             nodes_.size(), nodes_.size());
+  fmt::print(
+      "  rollback to v1: {:.2f} s, {} fetched, {}/{} nodes verified; "
+      "tampering detected\n",
+      rollback_seconds, FormatBytes(rollback_moved), nodes_.size(),
+      nodes_.size());
   fmt::print("  demo complete in {:.1f} s\n", SecondsSince(demo_start));
   return stopped;
 }

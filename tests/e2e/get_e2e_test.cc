@@ -59,10 +59,9 @@ class GetE2eTest : public ::testing::Test {
   }
 
   std::string Publish(const std::string& label) {
-    auto r =
-        Exec({kBin, "publish", dir_ + "/tree", "--origin", url_, "--dataset",
-              "e2e/get", "--key", dir_ + "/key", "--label", label,
-              "--release"});
+    auto r = Exec({kBin, "publish", dir_ + "/tree", "--origin", url_,
+                   "--dataset", "e2e/get", "--key", dir_ + "/key", "--label",
+                   label, "--release"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     std::string root = r.out.substr(0, 64);
     EXPECT_EQ(root.size(), 64u) << r.out;

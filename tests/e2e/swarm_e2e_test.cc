@@ -315,9 +315,9 @@ class SwarmE2eTest : public ::testing::Test {
 
   // Remote publish of `dir`; returns the root.
   std::string Publish(const fs::path& dir) {
-    RunResult r = Fc({"publish", dir.string(), "--origin", origin_url_,
-                      "--dataset", kDataset, "--key", key_, "--json",
-                      "--release"});
+    RunResult r =
+        Fc({"publish", dir.string(), "--origin", origin_url_, "--dataset",
+            kDataset, "--key", key_, "--json", "--release"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     if (r.exit_code != 0) return "";
     json j = json::parse(r.out);

@@ -55,10 +55,14 @@ c = r["completion_s"]
 assert 0 < c["min"] <= c["median"] <= c["max"], c
 assert r["origin_egress_bytes"] > 0.9 * r["bytes"], r["origin_egress_bytes"]
 assert (r["ratio"] is None) == r["cpu_bound"], r
-rows = list(csv.DictReader(open(glob.glob(os.path.join(out, "swarm-*.csv"))[0])))
+assert r["origin_egress_wire_bytes"] >= r["bytes"] * 0.9, r["origin_egress_wire_bytes"]
+run = os.path.join(out, f"swarm-{r['run_id']}")
+rows = list(csv.DictReader(open(run + ".csv")))
 assert sorted(int(x["node"]) for x in rows) == [1, 2, 3, 4], rows
-png = glob.glob(os.path.join(out, "swarm-*.png"))
-assert png and open(png[0], "rb").read(8) == b"\x89PNG\r\n\x1a\n", png
+links = list(csv.DictReader(open(run + "-links.csv")))
+assert links and int(links[-1]["origin_up_bytes"]) > 0, links[-1:]
+for png in (run + ".png", run + "-links.png"):
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n", png
 print(f"ok: max {c['max']:.2f} s, F/B {r['ideal_s']:.2f} s, egress {r['origin_egress_over_size']:.2f} x F, "
       f"cpu busy {r['cpu_busy'] * 100:.0f}%")
 PY

@@ -29,20 +29,27 @@ waits until every node is complete:
               a node is complete when aria2c reports the download complete
               (--on-bt-download-complete); afterwards sha256sum -c per node
 Every node keeps serving (agents, aria2c seeding) until the last node is
-complete. Origin egress = bytes sent on the origin's interface (L2 frames,
-headers included), and for fleetcast also fleetcast_origin_bytes_sent_total
-(payload). CPU busy = share of all cores busy (/proc/stat) from the start to
+complete. Origin egress = bytes the origin's upload shaper sent (every
+segment as a frame, headers and retransmissions included), the interface's
+tx bytes, and for fleetcast also fleetcast_origin_bytes_sent_total (chunk
+payload). The links are sampled every 0.25 s from the bridge's side. The
+generated tree loses its symlink, empty file/dir and duplicate file, so
+every system moves the same F distinct bytes. CPU busy = share of all cores busy (/proc/stat) from the start to
 the last node complete; >= 90% marks the run CPU-bound. With --zones Z, node
 i is in zone z((i-1) mod Z + 1), the origin in z1, and the bytes fleetcast
 moved across zones (agents' fleetcast_bytes_received_by_zone_total, origin
 bytes counted as z1) are reported next to the least possible (Z-1) x F.
 
 Output per invocation: one JSON line per system and repeat appended to
---results (default bench/results/swarm.jsonl), a CSV of per-node times and a
-PNG (gnuplot) of the completion-time CDF of every system, next to it, named
-swarm-RUNID.{csv,png}. Everything the run creates (namespaces, links,
+--results (default bench/results/swarm.jsonl), and next to it a CSV of
+per-node times and a PNG (gnuplot) of the completion-time CDF of every
+system (swarm-RUNID.{csv,png}), and the link samples with a plot of the
+origin's uplink and the nodes' mean downlink (swarm-RUNID-links.{csv,png}).
+A table of medians over the repeats is printed. Everything the run creates (namespaces, links,
 processes, the temp dir under ${TMPDIR:-/var/tmp}) is removed on exit, on
-error and on Ctrl-C. Needs root (network namespaces).
+error, on Ctrl-C and SIGTERM (--keep keeps the temp dir and its logs);
+namespaces of an earlier run that was killed outright (its PID in their
+name is gone) are removed at the start. Needs root (network namespaces).
 
 Usage: bench/swarm/run.py FLEETCAST_BIN [--nodes 16] [--size 256MiB]
          [--files 8] [--rate 100] [--zones Z] [--rate-spread PCT]

@@ -20,24 +20,11 @@ namespace {
 int RunAgent(const agent::AgentFlags& flags) {
   auto config = agent::ResolveAgentConfig(flags);
   if (!config) return ReportError(config.error());
-  std::vector<std::string> trust;
-  for (const auto& p : config->trust) trust.push_back(p.string());
-  auto trusted = LoadTrustedKeys(trust);
-  if (!trusted) return ReportError(trusted.error());
-  agent::AgentOptions options;
-  if (config->node_id) {
-    options.node_id = *config->node_id;
-  } else {
-    auto id = agent::LoadOrCreateNodeId(config->state_dir);
-    if (!id) return ReportError(id.error());
-    options.node_id = *id;
-  }
-  options.config = std::move(*config);
-  options.trusted = std::move(*trusted);
-  options.rng_seed = std::random_device{}() ^ options.node_id;
+  auto options = AgentOptionsFor(std::move(*config));
+  if (!options) return ReportError(options.error());
 
   net::IoRuntime runtime;
-  auto agent = agent::Agent::Create(runtime, std::move(options));
+  auto agent = agent::Agent::Create(runtime, std::move(*options));
   if (!agent) return ReportError(agent.error());
   runtime.HandleSignals();
   if (auto st = (*agent)->Start(); !st) return ReportError(st.error());

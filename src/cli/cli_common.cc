@@ -6,7 +6,10 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <random>
 
+#include "agent/agent.h"
+#include "agent/config.h"
 #include "store/posix_file.h"
 
 namespace fleetcast::cli {
@@ -75,6 +78,25 @@ Result<SigningKey> LoadSigningKey(const std::string& path) {
                      "not a fleetcast private key: " + key.error().message);
   }
   return key;
+}
+
+Result<agent::AgentOptions> AgentOptionsFor(agent::AgentConfig config) {
+  std::vector<std::string> trust;
+  for (const auto& p : config.trust) trust.push_back(p.string());
+  auto trusted = LoadTrustedKeys(trust);
+  if (!trusted) return std::unexpected(trusted.error());
+  agent::AgentOptions options;
+  if (config.node_id) {
+    options.node_id = *config.node_id;
+  } else {
+    auto id = agent::LoadOrCreateNodeId(config.state_dir);
+    if (!id) return std::unexpected(id.error());
+    options.node_id = *id;
+  }
+  options.config = std::move(config);
+  options.trusted = std::move(*trusted);
+  options.rng_seed = std::random_device{}() ^ options.node_id;
+  return options;
 }
 
 Result<TrustedKeys> LoadTrustedKeys(const std::vector<std::string>& paths) {

@@ -14,6 +14,11 @@
 #include "store/chunk_store.h"
 #include "store/registry.h"
 
+namespace fleetcast::agent {
+struct AgentConfig;
+struct AgentOptions;
+}  // namespace fleetcast::agent
+
 namespace fleetcast::cli {
 
 // The process exit codes of every subcommand.
@@ -33,6 +38,11 @@ Result<uint64_t> ParseSize(const std::string& text);
 // Reads a private key file; errors are usage errors naming the file.
 Result<SigningKey> LoadSigningKey(const std::string& path);
 Result<TrustedKeys> LoadTrustedKeys(const std::vector<std::string>& paths);
+
+// An agent's options from its resolved configuration: the trusted keys
+// loaded, the node id (the configured one, else <state>/node_id, created
+// once), a random seed. Shared by `agent` and `get`.
+Result<agent::AgentOptions> AgentOptionsFor(agent::AgentConfig config);
 
 struct OpenStore {
   std::unique_ptr<ChunkStore> chunks;

@@ -69,16 +69,9 @@ int RunGet(const GetArgs& a) {
   auto config = agent::ResolveAgentConfig(flags);
   if (!config) return ReportError(config.error());
   fs::create_directories(work, ec);
-  auto trusted = LoadTrustedKeys(a.trust);
-  if (!trusted) return ReportError(trusted.error());
-
-  agent::AgentOptions options;
-  auto id = agent::LoadOrCreateNodeId(config->state_dir);
-  if (!id) return ReportError(id.error());
-  options.node_id = *id;
-  options.config = std::move(*config);
-  options.trusted = std::move(*trusted);
-  options.rng_seed = std::random_device{}() ^ options.node_id;
+  auto made = AgentOptionsFor(std::move(*config));
+  if (!made) return ReportError(made.error());
+  agent::AgentOptions options = std::move(*made);
   if (!a.version.empty()) options.pinned[a.dataset] = a.version;
   // What the fleet runs (the channel); the latest published if the dataset
   // was never released.

@@ -368,10 +368,13 @@ Status Staging::ReadChunk(uint32_t index, std::vector<uint8_t>& out) const {
   const uint32_t length = layout_->length(index);
   if (Has(index)) {
     // A position this Staging wrote from bytes it hashed needs no re-hash.
-    for (uint32_t k : layout_->positions(index)) {
-      const uint32_t e = layout_->entry_of(k);
-      if (linked_[e] || !HashedHere(index)) continue;
-      return node_fs::ReadExact(PathOf(e), layout_->offset_of(k), length, out);
+    if (HashedHere(index)) {
+      for (uint32_t k : layout_->positions(index)) {
+        const uint32_t e = layout_->entry_of(k);
+        if (linked_[e]) continue;
+        return node_fs::ReadExact(PathOf(e), layout_->offset_of(k), length,
+                                  out);
+      }
     }
     const uint32_t k = layout_->positions(index)[0];
     return node_fs::ReadVerified(PathOf(layout_->entry_of(k)),

@@ -1,5 +1,5 @@
 // fleetcast verify DIR (--store STORE --root ROOT | --manifest FILE)
-//   [--trust KEY.pub] [--json]
+//   [--trust KEY.pub] [--exact-modes] [--json]
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -21,6 +21,7 @@ struct VerifyArgs {
   std::vector<std::string> trust;
   unsigned threads = 0;
   bool json = false;
+  bool exact_modes = false;
 };
 
 int RunVerify(const VerifyArgs& a) {
@@ -37,6 +38,7 @@ int RunVerify(const VerifyArgs& a) {
   ProgressBar bar("verifying");
   VerifyOptions options;
   options.threads = a.threads;
+  if (a.exact_modes) options.modes = ModeCheck::kExact;
   options.on_progress = [&](uint64_t d, uint64_t t) { bar.Update(d, t); };
   auto diffs = VerifyTree(a.dir, opened->manifest, options);
   bar.Finish();
@@ -84,6 +86,9 @@ void RegisterVerify(CLI::App& app, Runner& run) {
   cmd->add_option("--manifest", a->manifest, "Manifest envelope file (.fcm)");
   cmd->add_option("--trust", a->trust, "Trusted public key (repeatable)");
   cmd->add_option("--threads", a->threads, "Hashing threads (0: one per core)");
+  cmd->add_flag("--exact-modes", a->exact_modes,
+                "Require the exact permission bits (by default a read-only "
+                "copy, e.g. an agent's version, passes too)");
   cmd->add_flag("--json", a->json, "Print the result as JSON");
   cmd->callback([&run, a] { run = [a] { return RunVerify(*a); }; });
 }

@@ -159,7 +159,8 @@ Result<std::vector<Difference>> VerifyTree(const std::string& dir,
         break;
       case EntryType::kDirectory:
       case EntryType::kFile:
-        if (w.mode != a.mode) {
+        if (w.mode != a.mode && (options.modes == ModeCheck::kExact ||
+                                 (w.mode & ~uint32_t{0222}) != a.mode)) {
           report(DifferenceKind::kMode, w.path,
                  fmt::format("expected mode {}, found {}", ModeString(w.mode),
                              ModeString(a.mode)),

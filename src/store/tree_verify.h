@@ -1,7 +1,10 @@
 // Verifies that a directory is exactly a version: the same entries with the
 // same types, sizes, permission bits, symlink targets and content (every
 // chunk re-hashed). mtimes are not compared: they are restored on
-// checkout but are not part of "the same data".
+// checkout but are not part of "the same data". By default a mode with its
+// write bits cleared counts as the same mode: agents keep versions
+// read-only (docs/node-store.md); ModeCheck::kExact asks for the exact
+// bits.
 //
 // Every difference is reported. Below a directory that is missing, extra or
 // of the wrong type, the entries are not listed one by one; the difference
@@ -42,8 +45,17 @@ struct Difference {
   size_t entries_below = 0;
 };
 
+enum class ModeCheck {
+  // The manifest's permission bits, or the same with the write bits
+  // cleared (a read-only copy, e.g. an agent's version).
+  kWriteBitsMayBeCleared,
+  // Exactly the manifest's permission bits.
+  kExact,
+};
+
 struct VerifyOptions {
   unsigned threads = 0;  // 0: one per core
+  ModeCheck modes = ModeCheck::kWriteBitsMayBeCleared;
   std::function<void(uint64_t done, uint64_t total)> on_progress;
 };
 

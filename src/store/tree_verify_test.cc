@@ -234,6 +234,22 @@ TEST_F(VerifyTreeTest, DirectoryModeChange) {
   EXPECT_THAT(Described(), ElementsAre("mode a/y"));
 }
 
+TEST_F(VerifyTreeTest, ReadOnlyCopyPassesUnlessExactModesAreAsked) {
+  // How an agent keeps a version: the write bits cleared.
+  ASSERT_EQ(::chmod((out_ + "/c/exec").c_str(), 0555), 0);
+  ASSERT_EQ(::chmod((out_ + "/top.txt").c_str(), 0444), 0);
+  ASSERT_EQ(::chmod((out_ + "/a/y").c_str(), 0555), 0);
+  EXPECT_THAT(Verify(), IsEmpty());
+  std::vector<std::string> exact;
+  for (const auto& d : Verify({.modes = ModeCheck::kExact})) {
+    exact.push_back(Describe(d));
+  }
+  EXPECT_THAT(exact, ElementsAre("mode a/y", "mode c/exec", "mode top.txt"));
+  // Other bits still count: a read bit gone is a difference.
+  ASSERT_EQ(::chmod((out_ + "/top.txt").c_str(), 0404), 0);
+  EXPECT_THAT(Described(), ElementsAre("mode top.txt"));
+}
+
 TEST_F(VerifyTreeTest, SymlinkRetargeted) {
   ASSERT_EQ(::unlink((out_ + "/link").c_str()), 0);
   MakeSymlink("top.txt", out_ + "/link");

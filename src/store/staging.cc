@@ -26,6 +26,12 @@ struct CopyOp {
   uint64_t src_offset;
 };
 
+// The mode a file or directory of a version has on disk: the manifest's,
+// read-only.
+mode_t ReadOnlyMode(uint32_t mode) {
+  return static_cast<mode_t>(mode & 07777 & ~0222u);
+}
+
 std::string ParentOf(const std::string& path) {
   auto slash = path.rfind('/');
   return slash == std::string::npos ? "." : path.substr(0, slash);
@@ -150,7 +156,8 @@ void Staging::MarkLinkSatisfied() {
   }
 }
 
-Status Staging::Prepare(bool resuming) {
+Status Staging::Prepare(bool resuming,
+                        const std::vector<std::string>& link_sources) {
   const Manifest& m = manifest();
   NodeState& state = *store_->state_;
   if (::mkdir(staging_dir_.c_str(), 0700) != 0) {
@@ -220,6 +227,16 @@ Status Staging::Prepare(bool resuming) {
         }
         recreated[i] = 1;
       }
+      continue;
+    }
+    // A file identical to one of a kept version is linked to it, never
+    // allocated first (the disk budget counts it as free). A link that
+    // fails (EMLINK, the version collected meanwhile) makes a file of our
+    // own instead.
+    if (i < link_sources.size() && !link_sources[i].empty() &&
+        ::link(link_sources[i].c_str(), path.c_str()) == 0) {
+      linked_[i] = 1;
+      found_links.push_back(i);
       continue;
     }
     if (auto st2 = CreatePreallocated(path, e.size); !st2) return st2;
@@ -475,43 +492,21 @@ Result<LocalPlan> Staging::PlanLocalLocked(bool with_links,
   LocalPlan plan;
   std::vector<uint8_t> will_link = linked_;
   std::unordered_map<uint32_t, size_t> link_of;
+  for (uint32_t i = 0; i < m.entries.size(); ++i) {
+    if (!linked_[i]) continue;
+    ++plan.linked_files;
+    plan.linked_bytes += m.entries[i].size;
+  }
   if (with_links) {
+    std::vector<std::string> sources =
+        VersionStore::LinkSources(m, *kept, &linked_);
     for (uint32_t i = 0; i < m.entries.size(); ++i) {
-      const ManifestEntry& ne = m.entries[i];
-      if (ne.type != EntryType::kFile || linked_[i] || ne.chunk_count == 0) {
-        continue;
-      }
-      auto chunks = m.ChunksOf(ne);
-      std::optional<std::string> source;
-      for (const auto& kv : *kept) {
-        const ChunkLayout& old = *kv.layout;
-        auto j = old.Find(chunks[0].hash);
-        if (!j) continue;
-        for (uint32_t k : old.positions(*j)) {
-          const ManifestEntry& oe = old.manifest().entries[old.entry_of(k)];
-          // Same content, mode and mtime: the inode can be shared without
-          // either version ever changing it.
-          if (oe.first_chunk != k || oe.size != ne.size ||
-              oe.chunk_count != ne.chunk_count || oe.mode != ne.mode ||
-              oe.mtime_ns != ne.mtime_ns) {
-            continue;
-          }
-          auto old_chunks = old.manifest().ChunksOf(oe);
-          if (!std::equal(old_chunks.begin(), old_chunks.end(),
-                          chunks.begin())) {
-            continue;
-          }
-          source = kv.version.path + "/" + oe.path;
-          break;
-        }
-        if (source) break;
-      }
-      if (!source) continue;
+      if (sources[i].empty()) continue;
       link_of[i] = plan.links.size();
-      plan.links.push_back(LocalPlan::Link{i, *source});
+      plan.links.push_back(LocalPlan::Link{i, std::move(sources[i])});
       will_link[i] = 1;
       ++plan.linked_files;
-      plan.linked_bytes += ne.size;
+      plan.linked_bytes += m.entries[i].size;
     }
   }
 
@@ -648,8 +643,6 @@ Result<LocalPlan> Staging::ApplyLocal(const LocalPlan& plan) {
     linked_[link.entry] = 1;
     linked_now.push_back(link.entry);
     dirs.push_back(ParentOf(path));
-    ++done.linked_files;
-    done.linked_bytes += m.entries[link.entry].size;
   }
   std::sort(dirs.begin(), dirs.end());
   dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
@@ -668,6 +661,8 @@ Result<LocalPlan> Staging::ApplyLocal(const LocalPlan& plan) {
     return std::unexpected(st.error());
   }
   if (auto st = CheckpointLocked(0); !st) return std::unexpected(st.error());
+  done.linked_files = after->linked_files;  // every linked file
+  done.linked_bytes = after->linked_bytes;
   done.copied_chunks = after->copied_chunks;
   done.copied_bytes = after->copied_bytes;
   done.missing = std::move(after->missing);
@@ -775,6 +770,7 @@ Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
 
   // Modes and mtimes of the files we wrote (linked files already have
   // theirs and are shared with a kept version: never touched), fsynced.
+  // Versions are read-only: the manifest's mode without its write bits.
   auto files_done =
       ParallelFor(files.size(), options.threads, [&](size_t f) -> Status {
         const uint32_t e = files[f];
@@ -783,7 +779,7 @@ Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
         const std::string path = PathOf(e);
         auto fd = Open(path, O_RDONLY | O_NOFOLLOW);
         if (!fd) return std::unexpected(fd.error());
-        if (::fchmod(fd->get(), entry.mode) != 0) {
+        if (::fchmod(fd->get(), ReadOnlyMode(entry.mode)) != 0) {
           return SysError(errno, path, "chmod");
         }
         if (auto st = SetMtime(fd->get(), path, entry.mtime_ns); !st) {
@@ -815,7 +811,7 @@ Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
     if (it->type != EntryType::kDirectory) continue;
     const std::string path = staging_dir_ + "/" + it->path;
     if (auto st = SyncDirectory(path); !st) return std::unexpected(st.error());
-    if (::chmod(path.c_str(), it->mode) != 0) {
+    if (::chmod(path.c_str(), ReadOnlyMode(it->mode)) != 0) {
       return SysError(errno, path, "chmod");
     }
     if (auto st = SetMtime(path, it->mtime_ns); !st) {
@@ -824,9 +820,6 @@ Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
   }
   if (auto st = SyncDirectory(staging_dir_); !st) {
     return std::unexpected(st.error());
-  }
-  if (::chmod(staging_dir_.c_str(), 0755) != 0) {
-    return SysError(errno, staging_dir_, "chmod");
   }
   if (node_fs::PathExists(version_dir_)) {
     return MakeError(ErrorCode::kAlreadyExists, version_dir_,
@@ -840,6 +833,15 @@ Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
     return std::unexpected(st.error());
   }
   if (auto st = SyncDirectory(ParentOf(version_dir_)); !st) {
+    return std::unexpected(st.error());
+  }
+  // The top directory last: moving it needed write permission on it (its
+  // ".." changes). A crash before this is repaired when the store lists
+  // the version.
+  if (::chmod(version_dir_.c_str(), 0555) != 0) {
+    return SysError(errno, version_dir_, "chmod");
+  }
+  if (auto st = SyncDirectory(version_dir_); !st) {
     return std::unexpected(st.error());
   }
   if (auto st = store_->state_->MarkComplete(row_id_); !st) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <set>
 
 #include "core/manifest_codec.h"
 #include "core/path_rules.h"
@@ -86,9 +88,9 @@ Status VersionStore::PrepareDataset(const std::string& dataset) const {
   return {};
 }
 
-Result<std::unique_ptr<Staging>> VersionStore::BeginStaging(Manifest manifest,
-                                                            const Digest& root,
-                                                            ByteSpan envelope) {
+Result<std::unique_ptr<Staging>> VersionStore::BeginStaging(
+    Manifest manifest, const Digest& root, ByteSpan envelope,
+    const StagingOptions& options) {
   if (auto st = ValidateManifest(manifest); !st) {
     return std::unexpected(st.error());
   }
@@ -126,6 +128,20 @@ Result<std::unique_ptr<Staging>> VersionStore::BeginStaging(Manifest manifest,
     }
   } guard{this, root};
 
+  auto layout =
+      ChunkLayout::Build(std::make_shared<const Manifest>(std::move(manifest)));
+  if (!layout) return std::unexpected(layout.error());
+  const Manifest& m = (*layout)->manifest();
+  // The budget first: a version that does not fit creates nothing.
+  std::optional<SpaceEstimate> space;
+  std::vector<NodeVersion> collected;
+  if (options.disk_budget > 0) {
+    auto room = MakeRoom(m, root, options);
+    if (!room) return std::unexpected(room.error());
+    space = room->first;
+    collected = std::move(room->second);
+  }
+
   if (!node_fs::PathExists(ManifestCachePath(root))) {
     if (auto st = WriteFileAtomic(ManifestCachePath(root), canonical); !st) {
       return std::unexpected(st.error());
@@ -138,9 +154,6 @@ Result<std::unique_ptr<Staging>> VersionStore::BeginStaging(Manifest manifest,
   }
   auto row = state_->AddStaging(dataset, label, root);
   if (!row) return std::unexpected(row.error());
-  auto layout =
-      ChunkLayout::Build(std::make_shared<const Manifest>(std::move(manifest)));
-  if (!layout) return std::unexpected(layout.error());
   {
     std::lock_guard lock(mu_);
     layouts_[root] = *layout;
@@ -149,8 +162,23 @@ Result<std::unique_ptr<Staging>> VersionStore::BeginStaging(Manifest manifest,
   guard.armed = false;
   std::unique_ptr<Staging> staging(new Staging(this, *layout, root, row->id));
   staging->resumed_ = resuming;
-  if (auto st = staging->Prepare(resuming); !st) {
-    return std::unexpected(st.error());
+  staging->space_ = space;
+  staging->collected_ = std::move(collected);
+  Status prepared;
+  {
+    // Kept versions stay while their files are linked.
+    std::shared_lock versions(versions_mu_);
+    auto kept = KeptLayouts(dataset);
+    if (!kept) return std::unexpected(kept.error());
+    prepared = staging->Prepare(resuming, LinkSources(m, *kept));
+  }
+  if (!prepared) {
+    if (prepared.error().code == ErrorCode::kNoSpace && !resuming) {
+      // A full disk: take back what this call created.
+      staging.reset();
+      (void)DiscardStaging(dataset, root);
+    }
+    return std::unexpected(prepared.error());
   }
   return staging;
 }
@@ -253,7 +281,9 @@ Result<std::vector<NodeVersion>> VersionStore::ListLocked(
     v.path = paths.Version(v.dir_name);
     if (!node_fs::IsDirectory(v.path)) continue;  // still staging
     if (!row.complete) {
-      // Finalize renamed it but stopped before recording it.
+      // Finalize renamed it but stopped before recording it (and maybe
+      // before making its top directory read-only).
+      ::chmod(v.path.c_str(), 0555);
       if (auto st = state_->MarkComplete(row.id); !st) {
         return std::unexpected(st.error());
       }
@@ -292,6 +322,16 @@ Result<std::optional<NodeVersion>> VersionStore::Previous(
     }
   }
   return std::optional<NodeVersion>();
+}
+
+Result<bool> VersionStore::WasActivated(const std::string& dataset,
+                                        const Digest& root) const {
+  if (auto st = ValidateDatasetName(dataset); !st) {
+    return std::unexpected(st.error());
+  }
+  auto history = state_->ActivationHistory(dataset);
+  if (!history) return std::unexpected(history.error());
+  return std::find(history->begin(), history->end(), root) != history->end();
 }
 
 Status VersionStore::Activate(const std::string& dataset, const Digest& root,
@@ -346,6 +386,11 @@ Result<std::vector<NodeVersion>> VersionStore::Collect(
   std::stable_partition(versions->begin(), versions->end(),
                         [](const NodeVersion& v) { return v.active; });
   DatasetPaths paths(data_dir_, dataset);
+  std::set<Digest> open;
+  {
+    std::lock_guard g(mu_);
+    open = open_stagings_;
+  }
   std::vector<NodeVersion> deleted;
   size_t kept = 0;
   for (const NodeVersion& v : *versions) {
@@ -356,7 +401,8 @@ Result<std::vector<NodeVersion>> VersionStore::Collect(
       ++kept;
       continue;
     }
-    if (is_protected) continue;
+    // The rollback target, and a version finalized but not activated yet.
+    if (is_protected || open.contains(v.root)) continue;
     if (auto st = DeleteVersionLocked(paths, v); !st) {
       return std::unexpected(st.error());
     }
@@ -390,6 +436,11 @@ Status VersionStore::DeleteVersionLocked(const DatasetPaths& paths,
   if (auto st = MakeDirectories(paths.trash); !st) return st;
   const std::string doomed =
       paths.trash + "/" + v.dir_name + "." + node_fs::RandomSuffix();
+  // Versions are read-only; moving a directory to another parent rewrites
+  // its ".." entry, which takes write permission on it.
+  if (::chmod(v.path.c_str(), 0700) != 0) {
+    return SysError(errno, v.path, "make writable");
+  }
   if (::rename(v.path.c_str(), doomed.c_str()) != 0) {
     return SysError(errno, v.path, "move to trash");
   }
@@ -445,6 +496,175 @@ Result<std::vector<VersionStore::Kept>> VersionStore::KeptLayouts(
     kept.push_back(Kept{std::move(v), std::move(*layout)});
   }
   return kept;
+}
+
+std::vector<std::string> VersionStore::LinkSources(
+    const Manifest& m, const std::vector<Kept>& kept,
+    const std::vector<uint8_t>* skip) {
+  std::vector<std::string> sources(m.entries.size());
+  for (uint32_t i = 0; i < m.entries.size(); ++i) {
+    const ManifestEntry& ne = m.entries[i];
+    if (ne.type != EntryType::kFile || ne.chunk_count == 0 ||
+        (skip != nullptr && (*skip)[i])) {
+      continue;
+    }
+    auto chunks = m.ChunksOf(ne);
+    for (const Kept& kv : kept) {
+      const ChunkLayout& old = *kv.layout;
+      auto j = old.Find(chunks[0].hash);
+      if (!j) continue;
+      for (uint32_t k : old.positions(*j)) {
+        const ManifestEntry& oe = old.manifest().entries[old.entry_of(k)];
+        // Same content, mode and mtime: the inode can be shared without
+        // either version ever changing it.
+        if (oe.first_chunk != k || oe.size != ne.size ||
+            oe.chunk_count != ne.chunk_count || oe.mode != ne.mode ||
+            oe.mtime_ns != ne.mtime_ns) {
+          continue;
+        }
+        auto old_chunks = old.manifest().ChunksOf(oe);
+        if (!std::equal(old_chunks.begin(), old_chunks.end(), chunks.begin())) {
+          continue;
+        }
+        sources[i] = kv.version.path + "/" + oe.path;
+        break;
+      }
+      if (!sources[i].empty()) break;
+    }
+  }
+  return sources;
+}
+
+Result<SpaceEstimate> VersionStore::Estimate(const Manifest& m,
+                                             const std::vector<Kept>& kept) {
+  SpaceEstimate e;
+  std::vector<std::string> sources = LinkSources(m, kept);
+  for (uint32_t i = 0; i < m.entries.size(); ++i) {
+    if (m.entries[i].type != EntryType::kFile) continue;
+    (sources[i].empty() ? e.new_bytes : e.shared_bytes) += m.entries[i].size;
+  }
+  std::set<std::pair<dev_t, ino_t>> seen;
+  for (const Kept& kv : kept) {
+    for (const ManifestEntry& entry : kv.layout->manifest().entries) {
+      if (entry.type != EntryType::kFile) continue;
+      const std::string path = kv.version.path + "/" + entry.path;
+      struct stat st;
+      if (::lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) continue;  // counted as nothing
+        return SysError(errno, path, "stat");
+      }
+      if (seen.emplace(st.st_dev, st.st_ino).second) {
+        e.kept_bytes += static_cast<uint64_t>(st.st_size);
+      }
+    }
+  }
+  return e;
+}
+
+Result<SpaceEstimate> VersionStore::EstimateSpace(
+    const Manifest& manifest) const {
+  if (auto st = PrepareDataset(manifest.header.dataset); !st) {
+    return std::unexpected(st.error());
+  }
+  std::shared_lock lock(versions_mu_);
+  auto kept = KeptLayouts(manifest.header.dataset);
+  if (!kept) return std::unexpected(kept.error());
+  return Estimate(manifest, *kept);
+}
+
+namespace {
+
+// "1.5 GiB (1610612736 bytes)".
+std::string Bytes(uint64_t n) {
+  static constexpr const char* kUnits[] = {"B",   "KiB", "MiB",
+                                           "GiB", "TiB", "PiB"};
+  double v = static_cast<double>(n);
+  int unit = 0;
+  while (v >= 1024 && unit < 5) {
+    v /= 1024;
+    ++unit;
+  }
+  if (unit == 0) return fmt::format("{} B", n);
+  return fmt::format("{:.1f} {} ({} bytes)", v, kUnits[unit], n);
+}
+
+}  // namespace
+
+Result<std::pair<SpaceEstimate, std::vector<NodeVersion>>>
+VersionStore::MakeRoom(const Manifest& m, const Digest& root,
+                       const StagingOptions& options) {
+  const std::string& dataset = m.header.dataset;
+  std::unique_lock lock(versions_mu_);
+  auto kept = KeptLayouts(dataset);  // most recent first
+  if (!kept) return std::unexpected(kept.error());
+  std::set<Digest> open;
+  {
+    std::lock_guard g(mu_);
+    open = open_stagings_;
+  }
+  // What may go to make room, oldest first: not active, not protected, not
+  // being staged or finalized.
+  std::vector<size_t> candidates;
+  for (size_t i = kept->size(); i-- > 0;) {
+    const NodeVersion& v = (*kept)[i].version;
+    const bool is_protected =
+        std::find(options.protect.begin(), options.protect.end(), v.root) !=
+        options.protect.end();
+    if (v.active || is_protected || open.contains(v.root) || v.root == root) {
+      continue;
+    }
+    candidates.push_back(i);
+  }
+  // Kept versions once the oldest `n` candidates are gone.
+  auto without = [&](size_t n) {
+    std::vector<Kept> rest;
+    for (size_t i = 0; i < kept->size(); ++i) {
+      if (std::find(candidates.begin(), candidates.begin() + n, i) ==
+          candidates.begin() + n) {
+        rest.push_back((*kept)[i]);
+      }
+    }
+    return rest;
+  };
+  std::optional<SpaceEstimate> best;
+  for (size_t n = 0; n <= candidates.size(); ++n) {
+    auto e = Estimate(m, without(n));
+    if (!e) return std::unexpected(e.error());
+    best = *e;
+    if (e->total() > options.disk_budget) continue;
+    DatasetPaths paths(data_dir_, dataset);
+    std::vector<NodeVersion> deleted;
+    for (size_t c = 0; c < n; ++c) {
+      const NodeVersion& v = (*kept)[candidates[c]].version;
+      if (auto st = DeleteVersionLocked(paths, v); !st) {
+        return std::unexpected(st.error());
+      }
+      deleted.push_back(v);
+    }
+    return std::make_pair(*e, std::move(deleted));
+  }
+  // It does not fit even with every collectable version gone: delete
+  // nothing.
+  std::vector<std::string> staying;
+  for (const Kept& kv : without(candidates.size())) {
+    staying.push_back(kv.version.label +
+                      (kv.version.active ? " (active)" : ""));
+  }
+  Error e{ErrorCode::kNoSpace, fmt::format("{}@{}", dataset, m.header.label),
+          fmt::format(
+              "needs {} on disk but disk_budget is {} ({} new{}{}); "
+              "not staged",
+              Bytes(best->total()), Bytes(options.disk_budget),
+              Bytes(best->new_bytes),
+              staying.empty()
+                  ? std::string()
+                  : fmt::format(" + {} kept ({})", Bytes(best->kept_bytes),
+                                fmt::join(staying, ", ")),
+              best->shared_bytes == 0 ? std::string()
+                                      : fmt::format(", {} shared by hard links",
+                                                    Bytes(best->shared_bytes))),
+          0};
+  return std::unexpected(std::move(e));
 }
 
 Result<bool> VersionStore::ReadFromKept(const std::string& dataset,

@@ -13,14 +13,16 @@
 //                                                           of staged/kept
 //                                                           versions
 //
-// A version goes through BeginStaging() (every directory and preallocated
-// file created; or an interrupted staging resumed), ApplyLocal() (files
-// identical to a kept version hard-linked, chunks a kept version holds
-// copied with copy_file_range), WriteChunk() for each distinct chunk the
-// swarm delivers, Finalize() (re-verified, modes/mtimes/symlinks set,
-// fsynced, renamed into versions/) and VersionStore::Activate() (a new
-// symlink renamed over `current`). The `current` symlink is the source of
-// truth for what is active; NodeState mirrors it.
+// A version goes through BeginStaging() (the disk budget checked, every
+// directory created, files identical to a kept version hard-linked to it,
+// every other file preallocated; or an interrupted staging resumed),
+// ApplyLocal() (chunks a kept version holds copied with copy_file_range),
+// WriteChunk() for each distinct chunk the swarm delivers, Finalize()
+// (re-verified, mtimes/symlinks set, made read-only, fsynced, renamed into
+// versions/) and VersionStore::Activate() (a new symlink renamed over
+// `current`). The `current` symlink is the source of truth for what is
+// active; NodeState mirrors it. Versions are read-only on disk (write bits
+// cleared); Collect and RemoveVersion make them writable to delete them.
 //
 // Durability: WriteChunk() only writes. Checkpoint() makes the files that
 // received chunks durable (fdatasync) and only then records those chunks
@@ -50,6 +52,7 @@
 #include <set>
 #include <shared_mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -82,13 +85,45 @@ struct LocalPlan {
     uint32_t entry;      // file entry of the new manifest
     std::string source;  // identical file of a kept version
   };
+  // Links still to make. BeginStaging links what it can already, so this
+  // is usually empty; it is not when a file of a resumed staging has
+  // become linkable since.
   std::vector<Link> links;
+  // Files of the version that share an inode with a kept version: linked
+  // already (by BeginStaging or an earlier run) plus `links`.
   uint64_t linked_files = 0;
   uint64_t linked_bytes = 0;      // file bytes shared by hard links
   uint64_t copied_chunks = 0;     // distinct chunks copied from kept versions
   uint64_t copied_bytes = 0;      // bytes written by local copies
   std::vector<uint32_t> missing;  // distinct indices still to fetch
   uint64_t missing_bytes = 0;     // their total length
+};
+
+// What a version costs on disk, for the disk budget (StagingOptions,
+// VersionStore::EstimateSpace): a file identical to one of a kept version
+// is hard-linked to it and costs nothing; every other file costs its size;
+// the kept versions cost the sizes of their files, each inode once (files
+// they share with each other are counted once).
+struct SpaceEstimate {
+  uint64_t new_bytes = 0;     // files of the version not shared with a kept one
+  uint64_t shared_bytes = 0;  // files hard-linked from kept versions (free)
+  uint64_t kept_bytes = 0;    // complete versions of the dataset on disk
+  // What the dataset takes on disk once the version is complete.
+  uint64_t total() const { return new_bytes + kept_bytes; }
+};
+
+// Options of VersionStore::BeginStaging.
+struct StagingOptions {
+  // Most bytes the dataset's versions may take on disk, the new one
+  // included (SpaceEstimate::total()); 0: no budget. When the new version
+  // does not fit, the oldest kept versions that may go are collected until
+  // it does; when it cannot fit even then, nothing is deleted or created
+  // and BeginStaging fails with kNoSpace (sys_errno 0) naming the dataset,
+  // what is needed and the budget.
+  uint64_t disk_budget = 0;
+  // Never collected to make room (the rollback target). The active version
+  // and versions with an open Staging never are.
+  std::vector<Digest> protect;
 };
 
 // Which chunks Finalize re-reads and re-hashes from the files before the
@@ -122,6 +157,10 @@ class Staging {
   const std::string& label() const { return label_; }
   const Digest& root() const { return root_; }
   const ChunkLayout& layout() const { return *layout_; }
+  // With a disk budget (StagingOptions): the estimate BeginStaging checked,
+  // and the kept versions it collected to make room (oldest first).
+  const std::optional<SpaceEstimate>& space() const { return space_; }
+  const std::vector<NodeVersion>& collected() const { return collected_; }
   const Manifest& manifest() const { return layout_->manifest(); }
   // staging/<root12> until Finalize, then versions/<label>-<root12>.
   std::string dir() const;
@@ -164,18 +203,20 @@ class Staging {
   // dropped from the have-set (to be fetched again).
   Status Checkpoint(int64_t now_ms = 0);
 
-  // Dry run: which files could be hard-linked, which chunks copied from
-  // kept versions of the dataset, and what remains to fetch.
+  // Dry run: which files are or could be hard-linked, which chunks copied
+  // from kept versions of the dataset, and what remains to fetch.
   Result<LocalPlan> PlanLocal() const;
   // Hard-links plan.links, then copies every chunk a kept version (or a
-  // linked file) holds, then checkpoints. Returns what was actually done
-  // (a link that fails, e.g. EMLINK, degrades to copies).
+  // linked file) holds, then checkpoints. Returns what the staging holds
+  // locally now (linked_files counts every linked file; a link that fails,
+  // e.g. EMLINK, degrades to copies).
   Result<LocalPlan> ApplyLocal(const LocalPlan& plan);
 
   // Precondition for success: Complete(). Otherwise kInvalidArgument and
   // nothing changes. The chunks options.verify names are re-hashed from
   // the files; chunks that do not match are dropped from the have-set and
-  // the result is kCorrupt (fetch Missing() again and retry). Then modes,
+  // the result is kCorrupt (fetch Missing() again and retry). Then modes
+  // (the manifest's with the write bits cleared: versions are read-only),
   // mtimes and symlinks are set, everything is fsynced and the tree is
   // renamed to versions/<label>-<root12>. Does not activate.
   Result<NodeVersion> Finalize(const FinalizeOptions& options = {});
@@ -199,7 +240,11 @@ class Staging {
   // With `copies`, also lists the copy operations.
   Result<LocalPlan> PlanLocalLocked(bool with_links, CopyPlan* copies) const;
   Status CopyLocal(const CopyPlan& plan, unsigned threads);
-  Status Prepare(bool resuming);
+  // Creates the tree: every directory, every regular file that has an
+  // identical file in a kept version (`link_sources[entry]`, "" for none)
+  // as a hard link to it, every other one preallocated. Resuming, keeps
+  // what exists (see docs/node-store.md).
+  Status Prepare(bool resuming, const std::vector<std::string>& link_sources);
   // Resume: takes back chunks written but not yet recorded that still hash
   // right (they become pending, recorded by the next Checkpoint).
   Status RecoverUnrecorded(const std::vector<uint8_t>& recreated);
@@ -214,6 +259,8 @@ class Staging {
   std::string version_dir_;
   bool resumed_ = false;
   bool finalized_ = false;  // guarded by op_mu_ (exclusive writers)
+  std::optional<SpaceEstimate> space_;
+  std::vector<NodeVersion> collected_;
 
   // Shared by concurrent operations; exclusive for ApplyLocal/Finalize.
   mutable std::shared_mutex op_mu_;
@@ -259,9 +306,16 @@ class VersionStore {
   // kInvalidArgument. `envelope`, when given, is kept to serve the manifest
   // to peers. kAlreadyExists when the version is already complete or a
   // Staging of it is open in this process.
-  Result<std::unique_ptr<Staging>> BeginStaging(Manifest manifest,
-                                                const Digest& root,
-                                                ByteSpan envelope = {});
+  //
+  // Files identical to a file of a kept version are hard-linked to it
+  // right away (never preallocated first); every other file is
+  // preallocated. With options.disk_budget the version must fit first
+  // (StagingOptions). A full disk (ENOSPC/EDQUOT) while creating the tree
+  // is kNoSpace; a new staging is then removed again (a resumed one is
+  // kept as it was). The active version is never touched.
+  Result<std::unique_ptr<Staging>> BeginStaging(
+      Manifest manifest, const Digest& root, ByteSpan envelope = {},
+      const StagingOptions& options = {});
   // Removes an unfinished staging and its progress (e.g. superseded).
   // kInvalidArgument while a Staging object of it is open.
   Status DiscardStaging(const std::string& dataset, const Digest& root);
@@ -275,6 +329,13 @@ class VersionStore {
   Result<std::optional<NodeVersion>> Active(const std::string& dataset) const;
   // The most recently active kept version other than the active one.
   Result<std::optional<NodeVersion>> Previous(const std::string& dataset) const;
+  // Whether `root` was ever activated on this node (a complete version
+  // that never was has not passed the agent's verify hook yet).
+  Result<bool> WasActivated(const std::string& dataset,
+                            const Digest& root) const;
+  // What `manifest` would cost on disk next to the kept versions of its
+  // dataset (SpaceEstimate). Stats every file of the kept versions.
+  Result<SpaceEstimate> EstimateSpace(const Manifest& manifest) const;
 
   // Points `current` at the complete version `root` with one rename
   // (rollback is Activate of a kept version). kInvalidArgument when the
@@ -286,11 +347,10 @@ class VersionStore {
   struct CollectOptions {
     size_t keep = 2;              // versions kept, the active one included
     std::vector<Digest> protect;  // never collected (e.g. rollback target)
-    // Issue 5 hook: a per-dataset byte budget would be enforced here, by
-    // collecting more of the oldest unprotected versions.
   };
   // Deletes complete versions beyond `keep` (oldest first), never the
-  // active one, a protected one or a staging. Returns what was deleted.
+  // active one, a protected one, one with an open Staging (finalized but
+  // not activated yet) or a staging. Returns what was deleted.
   Result<std::vector<NodeVersion>> Collect(const std::string& dataset,
                                            const CollectOptions& options);
   Result<std::vector<NodeVersion>> Collect(const std::string& dataset) {
@@ -325,6 +385,19 @@ class VersionStore {
   };
   // Kept versions with their layouts, most recent first.
   Result<std::vector<Kept>> KeptLayouts(const std::string& dataset) const;
+  // Per file entry of `m`: an identical file (same chunks, size, mode and
+  // mtime) of a kept version to hard-link, or "" (also for entries set in
+  // `skip`, when given).
+  static std::vector<std::string> LinkSources(
+      const Manifest& m, const std::vector<Kept>& kept,
+      const std::vector<uint8_t>* skip = nullptr);
+  // SpaceEstimate of `m` next to `kept`.
+  static Result<SpaceEstimate> Estimate(const Manifest& m,
+                                        const std::vector<Kept>& kept);
+  // The disk budget of BeginStaging: collects the oldest collectable kept
+  // versions until `layout` fits, or refuses (kNoSpace) deleting nothing.
+  Result<std::pair<SpaceEstimate, std::vector<NodeVersion>>> MakeRoom(
+      const Manifest& m, const Digest& root, const StagingOptions& options);
   // Reads `hash` from any kept version of the dataset; false if none has it.
   Result<bool> ReadFromKept(const std::string& dataset, const Digest& hash,
                             uint32_t length, std::vector<uint8_t>& out) const;

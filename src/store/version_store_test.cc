@@ -1,14 +1,23 @@
 #include "store/version_store.h"
 
+#include <fcntl.h>
+#include <fmt/format.h>
 #include <gmock/gmock.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <set>
 #include <string>
@@ -34,6 +43,78 @@ struct Published {
   Digest root;
   Manifest manifest;
 };
+
+// Runs `body` in a forked child and returns its exit code (128 + signal
+// when killed). The child's test failures are printed by the child; it
+// exits 1 when it had any, else what `body` returned.
+template <typename F>
+int InChild(F body) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int code = body();
+    if (code == 0 && ::testing::Test::HasFailure()) code = 1;
+    std::fflush(stdout);
+    std::fflush(stderr);
+    ::_exit(code);
+  }
+  int status = 0;
+  if (pid < 0 || ::waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+constexpr int kSkipped = 77;  // the child could not set itself up
+
+// Every file and directory below `dir` (and `dir`) has no write bit.
+void ExpectReadOnlyTree(const std::string& dir) {
+  namespace fs = std::filesystem;
+  EXPECT_EQ(Lstat(dir).st_mode & 0222, 0u) << dir;
+  std::error_code ec;
+  size_t n = 0;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    if (it->is_symlink()) continue;
+    struct stat st = Lstat(it->path().string());
+    EXPECT_EQ(st.st_mode & 0222, 0u) << it->path();
+    ++n;
+  }
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_GT(n, 0u);
+}
+
+void ChownTree(const std::string& path, uid_t uid, gid_t gid) {
+  namespace fs = std::filesystem;
+  ASSERT_EQ(::lchown(path.c_str(), uid, gid), 0) << path;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(path, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    ASSERT_EQ(::lchown(it->path().c_str(), uid, gid), 0) << it->path();
+  }
+}
+
+// A child's private mount namespace with a tmpfs of `size` at `dir`; as
+// root, or in a user namespace of its own otherwise. False when the
+// system does not allow it.
+bool MountSmallTmpfs(const std::string& dir, const std::string& size) {
+  if (::geteuid() != 0) {
+    const uid_t uid = ::geteuid();
+    const gid_t gid = ::getegid();
+    if (::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return false;
+    std::ofstream("/proc/self/setgroups") << "deny";
+    std::ofstream("/proc/self/uid_map") << "0 " << uid << " 1";
+    std::ofstream("/proc/self/gid_map") << "0 " << gid << " 1";
+  } else if (::unshare(CLONE_NEWNS) != 0) {
+    return false;
+  }
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    return false;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  return ::mount("fleetcast-test", dir.c_str(), "tmpfs", 0,
+                 ("size=" + size).c_str()) == 0;
+}
 
 class VersionStoreTest : public store_testing::StoreFixture {
  protected:
@@ -797,6 +878,308 @@ TEST_F(VersionStoreTest, SecondStoreOnTheSameStateIsRefused) {
   auto other = VersionStore::Open(data_, state_);
   ASSERT_FALSE(other.has_value());
   EXPECT_EQ(other.error().code, ErrorCode::kAlreadyExists);
+}
+
+TEST_F(VersionStoreTest, VersionsAreReadOnlyOnDiskAndStillCollected) {
+  BuildV1();
+  Published v1 = PublishVersion("v1");
+  ASSERT_NO_FATAL_FAILURE(Install(v1));
+  ExpectReadOnlyTree(VersionDir(v1));
+  // The manifest's modes without the write bits (0755 -> 0555, 0640 ->
+  // 0440, 0444 stays, directories too).
+  EXPECT_EQ(Lstat(VersionDir(v1) + "/bin/tool").st_mode & 07777, 0555u);
+  EXPECT_EQ(Lstat(VersionDir(v1) + "/data/big").st_mode & 07777, 0440u);
+  EXPECT_EQ(Lstat(VersionDir(v1) + "/data/copy").st_mode & 07777, 0444u);
+  EXPECT_EQ(Lstat(VersionDir(v1) + "/data").st_mode & 07777, 0550u);
+  EXPECT_EQ(Lstat(VersionDir(v1)).st_mode & 07777, 0555u);
+  // VerifyTree accepts a read-only copy by default, not with kExact.
+  ExpectTreeIs(Current(), v1.manifest);
+  auto exact = VerifyTree(Current(), v1.manifest,
+                          VerifyOptions{.modes = ModeCheck::kExact});
+  ASSERT_TRUE(exact.has_value());
+  EXPECT_FALSE(exact->empty());
+
+  // v2 shares unchanged files with v1: the shared inodes are read-only in
+  // both.
+  WriteFile(tree_ + "/data/big", ByteSpan(RandomBytes(8, 300'000)), 0640);
+  SetTimes();
+  Published v2 = PublishVersion("v2");
+  ASSERT_NO_FATAL_FAILURE(Install(v2));
+  ExpectReadOnlyTree(VersionDir(v2));
+  struct stat shared = Lstat(VersionDir(v2) + "/data/copy");
+  EXPECT_EQ(shared.st_ino, Lstat(VersionDir(v1) + "/data/copy").st_ino);
+  EXPECT_EQ(shared.st_nlink, 2u);
+  // Seeding reads them.
+  std::vector<uint8_t> out;
+  ASSERT_TRUE(node_->ReadVersionChunk(v1.root, 0, out).has_value());
+
+  // Collect and RemoveVersion delete read-only versions.
+  auto deleted = node_->Collect(kDs, VersionStore::CollectOptions{.keep = 1});
+  ASSERT_TRUE(deleted.has_value()) << deleted.error().ToString();
+  ASSERT_EQ(deleted->size(), 1u);
+  EXPECT_FALSE(Exists(VersionDir(v1)));
+  EXPECT_EQ(Lstat(VersionDir(v2) + "/data/copy").st_nlink, 1u);
+  ExpectTreeIs(Current(), v2.manifest);
+  ExpectReadOnlyTree(VersionDir(v2));
+  EXPECT_TRUE(store_testing::ListDir(data_ + "/" + kDs + "/trash").empty());
+}
+
+TEST_F(VersionStoreTest, AnotherUserCanStageActivateAndCollectItsVersions) {
+  // As root, permissions are not enforced: run the store as `nobody` in a
+  // child process to show that read-only versions can still be moved out
+  // of versions/ (a directory's ".." needs write permission) and deleted.
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch users";
+  constexpr uid_t kNobody = 65534;
+  BuildV1();
+  Published v1 = PublishVersion("v1");
+  WriteFile(tree_ + "/data/big", ByteSpan(RandomBytes(8, 300'000)), 0640);
+  SetTimes();
+  Published v2 = PublishVersion("v2");
+  node_.reset();  // the child takes the store's lock
+  ASSERT_NO_FATAL_FAILURE(ChownTree(scratch_.path(), kNobody, kNobody));
+  ASSERT_EQ(::chmod(scratch_.path().c_str(), 0755), 0);
+  int code = InChild([&] {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 ||
+        ::setuid(kNobody) != 0) {
+      return kSkipped;
+    }
+    OpenNode();
+    Install(v1);
+    Install(v2);
+    ExpectReadOnlyTree(VersionDir(v1));
+    auto deleted = node_->Collect(kDs, VersionStore::CollectOptions{.keep = 1});
+    EXPECT_TRUE(deleted.has_value() && deleted->size() == 1u)
+        << (deleted ? "" : deleted.error().ToString());
+    EXPECT_FALSE(Exists(VersionDir(v1)));
+    // Staged again and removed with RemoveVersion.
+    Install(v1);
+    auto removed = node_->RemoveVersion(kDs, v2.root);
+    EXPECT_TRUE(removed.has_value())
+        << (removed ? "" : removed.error().ToString());
+    EXPECT_FALSE(Exists(VersionDir(v2)));
+    ExpectTreeIs(Current(), v1.manifest);
+    return 0;
+  });
+  if (code == kSkipped) GTEST_SKIP() << "could not become nobody";
+  EXPECT_EQ(code, 0) << "the store as nobody failed (output above)";
+  OpenNode();
+  EXPECT_EQ(ActiveLabel(), "v1");
+}
+
+TEST_F(VersionStoreTest, CollectNeverDeletesActiveRollbackTargetOrOpenStaging) {
+  BuildV1();
+  std::vector<Published> v;
+  for (int i = 1; i <= 4; ++i) {
+    WriteFile(tree_ + "/data/counter", std::to_string(i), 0644);
+    v.push_back(PublishVersion("v" + std::to_string(i)));
+  }
+  for (int i = 0; i < 3; ++i) ASSERT_NO_FATAL_FAILURE(Install(v[i]));
+  // v3 active, v2 the previous one, v1 older. v4 finalized, not activated
+  // yet (its verify hook would run now): its Staging is still open.
+  auto s4 = Begin(v[3]);
+  ASSERT_NE(s4, nullptr);
+  ASSERT_TRUE(s4->ApplyLocal(*s4->PlanLocal()).has_value());
+  Feed(*s4, s4->Missing());
+  ASSERT_TRUE(s4->Finalize().has_value());
+
+  // keep = 1 with v1 as the rollback target: only v2 goes.
+  auto deleted = node_->Collect(
+      kDs, VersionStore::CollectOptions{.keep = 1, .protect = {v[0].root}});
+  ASSERT_TRUE(deleted.has_value()) << deleted.error().ToString();
+  ASSERT_EQ(deleted->size(), 1u);
+  EXPECT_EQ((*deleted)[0].label, "v2");
+  EXPECT_TRUE(Exists(VersionDir(v[0])));
+  EXPECT_TRUE(Exists(VersionDir(v[2])));
+  EXPECT_TRUE(Exists(VersionDir(v[3])));
+  // Once its Staging is closed, the unactivated v4 may go too; the
+  // active version never does, even with keep = 0.
+  s4.reset();
+  deleted = node_->Collect(kDs, VersionStore::CollectOptions{.keep = 0});
+  ASSERT_TRUE(deleted.has_value());
+  EXPECT_EQ(deleted->size(), 2u);
+  auto kept = node_->ListVersions(kDs);
+  ASSERT_TRUE(kept.has_value());
+  ASSERT_EQ(kept->size(), 1u);
+  EXPECT_EQ((*kept)[0].label, "v3");
+  ExpectTreeIs(Current(), v[2].manifest);
+}
+
+TEST_F(VersionStoreTest, BeginStagingLinksIdenticalFilesInsteadOfAllocating) {
+  BuildV1();
+  Published v1 = PublishVersion("v1");
+  ASSERT_NO_FATAL_FAILURE(Install(v1));
+  WriteFile(tree_ + "/data/big", ByteSpan(RandomBytes(8, 300'000)), 0640);
+  SetTimes();
+  Published v2 = PublishVersion("v2");
+  auto s = Begin(v2);
+  ASSERT_NE(s, nullptr);
+  // Linked at once, before any PlanLocal/ApplyLocal: never preallocated.
+  for (const char* p :
+       {"data/copy", "data/repeated", "bin/tool", "data/nested/mid"}) {
+    EXPECT_EQ(Lstat(s->dir() + "/" + p).st_ino,
+              Lstat(VersionDir(v1) + "/" + p).st_ino)
+        << p;
+  }
+  EXPECT_EQ(Lstat(s->dir() + "/data/big").st_nlink, 1u);
+  auto plan = s->PlanLocal();
+  ASSERT_TRUE(plan.has_value());
+  EXPECT_TRUE(plan->links.empty());
+  EXPECT_EQ(plan->linked_files, 4u);
+  // Their chunks are held already.
+  EXPECT_GT(s->have_count(), 0u);
+}
+
+TEST_F(VersionStoreTest, EstimateSpaceCountsLinkedFilesAsFreeAndInodesOnce) {
+  BuildV1();
+  Published v1 = PublishVersion("v1");
+  ASSERT_NO_FATAL_FAILURE(Install(v1));
+  uint64_t v1_bytes = 0;
+  for (const auto& e : v1.manifest.entries) {
+    if (e.type == EntryType::kFile) v1_bytes += e.size;
+  }
+  WriteFile(tree_ + "/data/big", ByteSpan(RandomBytes(8, 300'000)), 0640);
+  WriteFile(tree_ + "/data/new", ByteSpan(RandomBytes(9, 50'000)), 0644);
+  SetTimes();
+  Published v2 = PublishVersion("v2");
+  auto e = node_->EstimateSpace(v2.manifest);
+  ASSERT_TRUE(e.has_value()) << e.error().ToString();
+  EXPECT_EQ(e->kept_bytes, v1_bytes);
+  // copy, repeated, tool and nested/mid are shared; big (changed), new
+  // and the empty file (no chunks) are not.
+  EXPECT_EQ(e->shared_bytes, 400'000u + 280'000 + 17 + 150'000);
+  EXPECT_EQ(e->new_bytes, 300'000u + 50'000);
+  // Once v2 is in, the inodes it shares with v1 count once.
+  ASSERT_NO_FATAL_FAILURE(Install(v2));
+  WriteFile(tree_ + "/data/new", ByteSpan(RandomBytes(10, 50'000)), 0644);
+  SetTimes();
+  Published v3 = PublishVersion("v3");
+  e = node_->EstimateSpace(v3.manifest);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->kept_bytes, v1_bytes + 300'000 + 50'000);
+}
+
+TEST_F(VersionStoreTest,
+       DiskBudgetRefusesAVersionThatCannotFitAndTouchesNothing) {
+  BuildV1();
+  Published v1 = PublishVersion("v1");
+  ASSERT_NO_FATAL_FAILURE(Install(v1));
+  WriteFile(tree_ + "/data/huge", ByteSpan(RandomBytes(11, 900'000)), 0644);
+  SetTimes();
+  Published v2 = PublishVersion("v2");
+  auto need = node_->EstimateSpace(v2.manifest);
+  ASSERT_TRUE(need.has_value());
+
+  auto refused =
+      node_->BeginStaging(v2.manifest, v2.root, {},
+                          StagingOptions{.disk_budget = need->total() - 1});
+  ASSERT_FALSE(refused.has_value());
+  const Error& e = refused.error();
+  EXPECT_EQ(e.code, ErrorCode::kNoSpace);
+  EXPECT_EQ(e.sys_errno, 0);
+  EXPECT_EQ(e.subject, std::string(kDs) + "@v2");
+  EXPECT_NE(e.message.find(fmt::format("{} bytes", need->total())),
+            std::string::npos)
+      << e.ToString();
+  EXPECT_NE(e.message.find(fmt::format("disk_budget is {:.1f} MiB ({} bytes)",
+                                       (need->total() - 1) / 1048576.0,
+                                       need->total() - 1)),
+            std::string::npos)
+      << e.ToString();
+  EXPECT_NE(e.message.find("v1 (active)"), std::string::npos) << e.ToString();
+  // Nothing created, nothing deleted.
+  EXPECT_FALSE(Exists(data_ + "/" + kDs + "/staging/" + v2.root.ShortHex()));
+  auto roots = node_->StagingRoots(kDs);
+  ASSERT_TRUE(roots.has_value());
+  EXPECT_TRUE(roots->empty());
+  EXPECT_EQ(ActiveLabel(), "v1");
+  ExpectTreeIs(Current(), v1.manifest);
+
+  // Exactly the budget fits.
+  auto fits = node_->BeginStaging(v2.manifest, v2.root, {},
+                                  StagingOptions{.disk_budget = need->total()});
+  ASSERT_TRUE(fits.has_value()) << fits.error().ToString();
+  ASSERT_TRUE((*fits)->space().has_value());
+  EXPECT_EQ((*fits)->space()->total(), need->total());
+  EXPECT_TRUE((*fits)->collected().empty());
+}
+
+TEST_F(VersionStoreTest, DiskBudgetCollectsOldVersionsButNeverProtectedOnes) {
+  BuildV1();
+  std::vector<Published> v;
+  for (int i = 1; i <= 3; ++i) {
+    WriteFile(tree_ + "/data/big", ByteSpan(RandomBytes(20 + i, 400'000)),
+              0640);
+    SetTimes();
+    v.push_back(PublishVersion("v" + std::to_string(i)));
+    ASSERT_NO_FATAL_FAILURE(Install(v.back()));
+  }
+  // v3 active, v2 the rollback target, v1 collectable. v4 changes big
+  // again: it fits only once one 400 KB version of big is gone.
+  WriteFile(tree_ + "/data/big", ByteSpan(RandomBytes(24, 400'000)), 0640);
+  SetTimes();
+  Published v4 = PublishVersion("v4");
+  auto need = node_->EstimateSpace(v4.manifest);
+  ASSERT_TRUE(need.has_value());
+  const uint64_t budget = need->total() - 400'000;
+
+  // With v1 protected too, nothing can go: refused, all three stay.
+  auto refused = node_->BeginStaging(
+      v4.manifest, v4.root, {},
+      StagingOptions{.disk_budget = budget, .protect = {v[0].root, v[1].root}});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code, ErrorCode::kNoSpace);
+  auto kept = node_->ListVersions(kDs);
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->size(), 3u);
+
+  // Only v2 protected: v1 (the oldest) is collected, and that is enough.
+  auto s = node_->BeginStaging(
+      v4.manifest, v4.root, {},
+      StagingOptions{.disk_budget = budget, .protect = {v[1].root}});
+  ASSERT_TRUE(s.has_value()) << s.error().ToString();
+  ASSERT_EQ((*s)->collected().size(), 1u);
+  EXPECT_EQ((*s)->collected()[0].label, "v1");
+  EXPECT_LE((*s)->space()->total(), budget);
+  EXPECT_FALSE(Exists(VersionDir(v[0])));
+  EXPECT_TRUE(Exists(VersionDir(v[1])));
+  ExpectTreeIs(Current(), v[2].manifest);
+  ASSERT_TRUE((*s)->ApplyLocal(*(*s)->PlanLocal()).has_value());
+  Feed(**s, (*s)->Missing());
+  ASSERT_TRUE((*s)->Finalize().has_value());
+  ASSERT_TRUE(node_->Activate(kDs, v4.root).has_value());
+  ExpectTreeIs(Current(), v4.manifest);
+}
+
+TEST_F(VersionStoreTest, FullDiskWhileStagingFailsCleanlyAndKeepsTheActive) {
+  // A 4 MiB tmpfs holds v1 (1.4 MB); v2 adds 6 MB. The child mounts it in
+  // a mount namespace of its own.
+  BuildV1();
+  Published v1 = PublishVersion("v1");
+  WriteFile(tree_ + "/data/huge", ByteSpan(RandomBytes(12, 6'000'000)), 0644);
+  SetTimes();
+  Published v2 = PublishVersion("v2");
+  node_.reset();
+  int code = InChild([&] {
+    if (!MountSmallTmpfs(data_, "4m")) return kSkipped;
+    OpenNode();
+    Install(v1);
+    auto s = node_->BeginStaging(v2.manifest, v2.root);
+    EXPECT_FALSE(s.has_value());
+    if (s) return 1;
+    EXPECT_EQ(s.error().code, ErrorCode::kNoSpace) << s.error().ToString();
+    EXPECT_EQ(s.error().sys_errno, ENOSPC) << s.error().ToString();
+    // The new staging was removed again, with its state.
+    EXPECT_FALSE(Exists(data_ + "/" + kDs + "/staging/" + v2.root.ShortHex()));
+    auto roots = node_->StagingRoots(kDs);
+    EXPECT_TRUE(roots.has_value() && roots->empty());
+    EXPECT_EQ(ActiveLabel(), "v1");
+    ExpectTreeIs(Current(), v1.manifest);
+    auto list = node_->ListVersions(kDs);
+    EXPECT_TRUE(list.has_value() && list->size() == 1u);
+    return 0;
+  });
+  if (code == kSkipped) GTEST_SKIP() << "cannot mount a tmpfs here";
+  EXPECT_EQ(code, 0) << "see the child's output above";
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "obs/progress.h"
+#include "store/node_fs.h"
 
 namespace fleetcast::cli {
 namespace {
@@ -155,6 +156,14 @@ int RunGet(const GetArgs& a) {
   }
   runtime.RequestShutdown();
   runtime.Wait();
+  // The store keeps versions read-only; the tree handed over gets the
+  // published modes (its top directory must be writable to be moved).
+  std::optional<Manifest> manifest;
+  if (activated) {
+    auto layout = (*agent)->store().Layout(activated->root);
+    if (!layout) return ReportError(layout.error());
+    manifest = (*layout)->manifest();
+  }
   agent->reset();
   if (failed) return ReportError(*failed);
   if (!activated) {
@@ -162,6 +171,9 @@ int RunGet(const GetArgs& a) {
                              "interrupted before the version was complete "
                              "(run again to resume)",
                              0});
+  }
+  if (auto st = node_fs::RestoreModes(activated->path, *manifest); !st) {
+    return ReportError(st.error());
   }
   if (fs::exists(out, ec)) fs::remove(out, ec);  // the empty directory
   fs::rename(activated->path, out, ec);

@@ -111,6 +111,21 @@ Status RemoveTree(const std::string& path) {
   return {};
 }
 
+Status RestoreModes(const std::string& dir, const Manifest& manifest,
+                    uint32_t top_mode) {
+  if (::chmod(dir.c_str(), top_mode) != 0) {
+    return SysError(errno, dir, "chmod");
+  }
+  for (const ManifestEntry& e : manifest.entries) {
+    if (e.type == EntryType::kSymlink) continue;
+    const std::string path = dir + "/" + e.path;
+    if (::chmod(path.c_str(), e.mode & 07777) != 0) {
+      return SysError(errno, path, "chmod");
+    }
+  }
+  return {};
+}
+
 std::string RandomSuffix() {
   std::random_device rd;
   return fmt::format("{:08x}{:08x}", rd(), rd());

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/manifest.h"
 #include "core/sha256.h"
 
 namespace fleetcast::node_fs {
@@ -36,6 +37,13 @@ Status CopyRange(int in, uint64_t in_off, int out, uint64_t out_off,
 // Removes a tree: directories are made owner-writable first, files keep
 // their modes (they may be hard links into a kept version).
 Status RemoveTree(const std::string& path);
+
+// Gives every file and directory of `manifest` below `dir` its manifest
+// mode again, and `dir` itself `top_mode`: a version taken out of a node
+// store (fleetcast get) becomes an ordinary, writable tree. Never use it
+// on a version that stays in the store: its inodes may be shared.
+Status RestoreModes(const std::string& dir, const Manifest& manifest,
+                    uint32_t top_mode = 0755);
 
 // 16 random hex digits for temporary names.
 std::string RandomSuffix();

@@ -7,6 +7,8 @@
 namespace fleetcast {
 namespace {
 
+constexpr TimePoint kNever = TimePoint::max();
+
 constexpr PeerId kNoPeer = std::numeric_limits<PeerId>::max();
 
 double Seconds(std::chrono::steady_clock::duration d) {
@@ -45,6 +47,10 @@ SwarmScheduler::SwarmScheduler(
   avg_chunk_ = n == 0 ? 1 : std::max<uint64_t>(1, total / n);
   tier_holders_[0].assign(n, 0);
   tier_holders_[1].assign(n, 0);
+  if (Sharing()) {
+    cross_seen_.assign(n, kNever);
+    deferred_.assign(n, false);
+  }
   if (local.size() == n) {
     local.ForEach([&](ChunkIndex i) { picker_->MarkHave(i, kNoPeer); });
   }
@@ -72,10 +78,65 @@ bool SwarmScheduler::IsBanned(PeerId id, TimePoint now) const {
   return it != bans_.end() && now < it->second;
 }
 
-void SwarmScheduler::AddHolder(const PeerState& p, ChunkIndex i) {
+void SwarmScheduler::AddHolder(const PeerState& p, ChunkIndex i,
+                               TimePoint now) {
   if (p.tier < 2 && tier_holders_[p.tier][i] < UINT16_MAX) {
     ++tier_holders_[p.tier][i];
   }
+  if (p.tier == 1 && Sharing() && cross_seen_[i] == kNever) {
+    cross_seen_[i] = now;
+  }
+}
+
+namespace {
+
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+// The rendezvous weight of an agent for a chunk: the same on every agent.
+uint64_t OwnerWeight(PeerId agent, ChunkIndex i) {
+  return SplitMix64(agent ^ SplitMix64(i));
+}
+
+}  // namespace
+
+void SwarmScheduler::UpdateZoneShare() {
+  if (!zone_share_dirty_) return;
+  zone_share_dirty_ = false;
+  uint32_t n = chunk_count();
+  zone_share_ = ChunkBitset(n);
+  const ChunkBitset& have = picker_->HaveSet();
+  for (ChunkIndex i = 0; i < n; ++i) {
+    if (have.Test(i)) continue;
+    uint64_t mine = OwnerWeight(options_.self_id, i);
+    bool owner = true;
+    for (PeerId mate : zone_mates_) {
+      if (OwnerWeight(mate, i) > mine) {
+        owner = false;
+        break;
+      }
+    }
+    if (owner) zone_share_.Set(i);
+  }
+}
+
+bool SwarmScheduler::CrossZoneAllowed(ChunkIndex i, TimePoint now) {
+  if (tier_holders_[0][i] != 0) return false;  // fetch it in-zone
+  if (!Sharing() || zone_share_.Test(i)) return true;
+  TimePoint seen = cross_seen_[i];
+  if (seen == kNever) return true;  // defensive: a tier-1 peer holds it
+  TimePoint due = seen + options_.cross_zone_wait;
+  if (now >= due) return true;
+  if (!deferred_[i]) {
+    deferred_[i] = true;
+    ++stats_.cross_zone_deferred;
+  }
+  if (!share_recheck_ || due < *share_recheck_) share_recheck_ = due;
+  return false;
 }
 
 void SwarmScheduler::RemoveHolder(const PeerState& p, ChunkIndex i) {
@@ -89,6 +150,10 @@ void SwarmScheduler::Forget(PeerId id, TimePoint) {
   picker_->ReleasePeer(id);
   picker_->RemoveAvailability(p.has);
   p.has.ForEach([&](ChunkIndex i) { RemoveHolder(p, i); });
+  if (p.tier == 0) {
+    std::erase(zone_mates_, id);
+    zone_share_dirty_ = true;
+  }
   peers_.erase(it);
   UpdateMedianRate();
 }
@@ -173,7 +238,8 @@ void SwarmScheduler::Fill(PeerState& p, TimePoint now, SwarmActions& out) {
   if (p.in_flight_bytes >= cap) return;
   ChunkFilter filter;
   if (options_.prefer_tiers && p.tier == 1) {
-    filter = [this](ChunkIndex i) { return tier_holders_[0][i] == 0; };
+    if (Sharing()) UpdateZoneShare();
+    filter = [this, now](ChunkIndex i) { return CrossZoneAllowed(i, now); };
   } else if (options_.prefer_tiers && p.tier == 2) {
     filter = [this](ChunkIndex i) {
       return tier_holders_[0][i] == 0 && tier_holders_[1][i] == 0;
@@ -233,6 +299,12 @@ SwarmActions SwarmScheduler::AddPeer(const SwarmPeerInfo& info, TimePoint now) {
   p.window = double(options_.initial_window_bytes);
   p.progress_ref = now;
   p.sample_start = now;
+  if (p.tier == 0) {
+    zone_mates_.insert(
+        std::lower_bound(zone_mates_.begin(), zone_mates_.end(), info.id),
+        info.id);
+    zone_share_dirty_ = true;
+  }
   peers_.emplace(info.id, std::move(p));
   return out;
 }
@@ -255,7 +327,7 @@ SwarmActions SwarmScheduler::OnBitfield(PeerId id, const ChunkBitset& has,
   p.has.ForEach([&](ChunkIndex i) { RemoveHolder(p, i); });
   p.has = has;
   picker_->AddAvailability(p.has);
-  p.has.ForEach([&](ChunkIndex i) { AddHolder(p, i); });
+  p.has.ForEach([&](ChunkIndex i) { AddHolder(p, i, now); });
   Fill(p, now, out);
   return out;
 }
@@ -269,7 +341,7 @@ SwarmActions SwarmScheduler::OnHave(PeerId id, ChunkIndex index,
   if (!p.has.Test(index)) {
     p.has.Set(index);
     picker_->AddAvailability(index);
-    AddHolder(p, index);
+    AddHolder(p, index, now);
   }
   Fill(p, now, out);
   return out;
@@ -364,6 +436,7 @@ SwarmActions SwarmScheduler::OnRejected(ChunkIndex index, PeerId from,
 SwarmActions SwarmScheduler::OnTick(TimePoint now) {
   SwarmActions out;
   std::erase_if(bans_, [&](const auto& b) { return b.second <= now; });
+  if (share_recheck_ && *share_recheck_ <= now) share_recheck_.reset();
   std::vector<PeerId> timed_out;
   for (auto& [id, p] : peers_) {
     if (p.backoff_until <= now) p.backoff_until = TimePoint{};
@@ -405,6 +478,7 @@ std::optional<TimePoint> SwarmScheduler::NextDeadline() const {
     if (!p.in_flight.empty()) consider(TimeoutAt(p));
     if (p.backoff_until != TimePoint{}) consider(p.backoff_until);
   }
+  if (share_recheck_) consider(*share_recheck_);
   return next;
 }
 

@@ -21,6 +21,14 @@
 //   origin egress go to chunks nobody closer has (the origin's super-seed
 //   offers make those the chunks no agent has yet). Within a tier, faster
 //   peers are filled first.
+// - Cross-zone share: a chunk no same-zone agent holds is fetched from
+//   another zone's agents only by its zone owner — the agent with the
+//   highest hash of (agent id, chunk) among us and the same-zone agents we
+//   are connected to (rendezvous hashing) — so a zone pulls each chunk
+//   across about once and spreads it inside. The others wait for the
+//   owner's HAVE and fetch it themselves only cross_zone_wait after the
+//   chunk was first seen in another zone (the owner is slow, gone, or does
+//   not know us).
 // - How much: per peer a window of bytes in flight. It starts at
 //   initial_window_bytes, grows by the delivered bytes (slow start) while
 //   requests come back within 2 x target_latency of queueing, then by about
@@ -127,6 +135,10 @@ struct SwarmSchedulerOptions {
   size_t max_request_batch = 64;  // indices per RequestAction per fill
   // Zone / origin tiers as described above; false: any peer for any chunk.
   bool prefer_tiers = true;
+  // Our own PeerId, for the cross-zone share above; 0 turns the share off
+  // (every agent fetches cross-zone whatever its zone lacks).
+  PeerId self_id = 0;
+  std::chrono::milliseconds cross_zone_wait{6000};
 };
 
 // Bytes received by where they came from, and failure counters.
@@ -139,6 +151,8 @@ struct SwarmStats {
   uint64_t chunks_corrupt = 0;
   uint64_t timeouts = 0;
   uint64_t rejects = 0;
+  // Chunks whose cross-zone fetch was left to a zone owner at least once.
+  uint64_t cross_zone_deferred = 0;
 };
 
 // A read-only view of one peer's state (status pages, tests).
@@ -219,7 +233,7 @@ class SwarmScheduler {
     uint64_t bytes_received = 0;
   };
 
-  void AddHolder(const PeerState& p, ChunkIndex i);
+  void AddHolder(const PeerState& p, ChunkIndex i, TimePoint now);
   void RemoveHolder(const PeerState& p, ChunkIndex i);
   void Forget(PeerId id, TimePoint now);  // release, drop availability, erase
   bool EraseRequest(PeerState& p, ChunkIndex i);
@@ -231,6 +245,12 @@ class SwarmScheduler {
   TimePoint TimeoutAt(const PeerState& p) const;
   void Fill(PeerState& p, TimePoint now, SwarmActions& out);
   void FillAll(TimePoint now, SwarmActions& out);
+  bool Sharing() const {
+    return options_.self_id != 0 && options_.prefer_tiers;
+  }
+  void UpdateZoneShare();
+  // Whether a tier-1 (other-zone) peer may be asked for chunk i now.
+  bool CrossZoneAllowed(ChunkIndex i, TimePoint now);
 
   std::shared_ptr<const std::vector<uint32_t>> lengths_;
   Rng& rng_;
@@ -241,6 +261,15 @@ class SwarmScheduler {
   std::map<PeerId, TimePoint> bans_;   // until
   // Holders per chunk among same-zone agents and other-zone agents.
   std::vector<uint16_t> tier_holders_[2];
+  // When an other-zone agent was first seen holding each chunk (kNever:
+  // not yet).
+  std::vector<TimePoint> cross_seen_;
+  std::vector<PeerId> zone_mates_;  // connected same-zone agents, sorted
+  ChunkBitset zone_share_;          // chunks whose zone owner is us
+  bool zone_share_dirty_ = true;
+  std::vector<bool> deferred_;  // counted in cross_zone_deferred already
+  // The earliest end of a cross-zone wait that kept a chunk back.
+  std::optional<TimePoint> share_recheck_;
   SwarmStats stats_;
   double median_rate_ = 0;  // of peers with a sample; 0 with fewer than 3
 };

@@ -377,5 +377,100 @@ TEST(SwarmSchedulerTest, LocalChunksAreNeverRequested) {
   EXPECT_EQ(a.back(), SwarmAction(HaveAction{{1}}));
 }
 
+// Indices requested from `peer` in these actions.
+std::set<ChunkIndex> RequestedFrom(const SwarmActions& actions, PeerId peer) {
+  std::set<ChunkIndex> out;
+  for (const auto& a : actions) {
+    if (auto* r = std::get_if<RequestAction>(&a); r && r->peer == peer) {
+      out.insert(r->indices.begin(), r->indices.end());
+    }
+  }
+  return out;
+}
+
+SwarmSchedulerOptions ShareOptions(PeerId self) {
+  SwarmSchedulerOptions o;
+  o.self_id = self;
+  o.max_request_batch = 1000;
+  o.initial_window_bytes = 64u << 20;
+  o.max_window_bytes = 64u << 20;
+  return o;
+}
+
+// Four agents of one zone that know each other, all missing everything, see
+// the same other-zone seed: each asks it for a different share of the
+// chunks, and together for every chunk exactly once.
+TEST(SwarmSchedulerTest, ZoneMatesSplitTheCrossZoneFetching) {
+  const uint32_t n = 400;
+  auto lengths = std::make_shared<std::vector<uint32_t>>(n, 1024);
+  const std::vector<PeerId> zone = {11, 22, 33, 44};
+  const PeerId seed = 99;
+  std::map<ChunkIndex, int> askers;
+  for (PeerId self : zone) {
+    Rng rng(self);
+    SwarmScheduler s(lengths, ChunkBitset(), rng, ShareOptions(self));
+    for (PeerId mate : zone) {
+      if (mate == self) continue;
+      s.AddPeer({mate, "z2", true, false}, kT0);
+      s.OnBitfield(mate, ChunkBitset(n), kT0);
+    }
+    s.AddPeer({seed, "z1", false, false}, kT0);
+    auto asked =
+        RequestedFrom(s.OnBitfield(seed, ChunkBitset(n, true), kT0), seed);
+    EXPECT_GT(asked.size(), n / 8) << self;
+    EXPECT_LT(asked.size(), n / 2) << self;
+    for (ChunkIndex i : asked) ++askers[i];
+    EXPECT_EQ(s.stats().cross_zone_deferred, n - asked.size());
+  }
+  EXPECT_EQ(askers.size(), n);
+  for (const auto& [i, count] : askers) EXPECT_EQ(count, 1) << i;
+}
+
+// A chunk outside our share is fetched in-zone once the owner has it, and
+// from the other zone only after cross_zone_wait when the owner never gets
+// it.
+TEST(SwarmSchedulerTest, CrossZoneWaitForTheOwnerThenFetchItself) {
+  const uint32_t n = 200;
+  auto lengths = std::make_shared<std::vector<uint32_t>>(n, 1024);
+  Rng rng(5);
+  SwarmSchedulerOptions o = ShareOptions(11);
+  o.cross_zone_wait = 2s;
+  SwarmScheduler s(lengths, ChunkBitset(), rng, o);
+  s.AddPeer({22, "z2", true, false}, kT0);
+  s.OnBitfield(22, ChunkBitset(n), kT0);
+  s.AddPeer({99, "z1", false, false}, kT0);
+  auto mine = RequestedFrom(s.OnBitfield(99, ChunkBitset(n, true), kT0), 99);
+  ASSERT_FALSE(mine.empty());
+  ASSERT_LT(mine.size(), n);
+  ChunkIndex theirs = 0;
+  while (mine.contains(theirs)) ++theirs;
+  // The mate gets one of its chunks: we ask the mate for it.
+  EXPECT_EQ(RequestedFrom(s.OnHave(22, theirs, kT0 + 100ms), 22),
+            std::set<ChunkIndex>{theirs});
+  // The rest waits for cross_zone_wait, then comes from the other zone.
+  ASSERT_EQ(s.NextDeadline(), kT0 + 2s);
+  for (ChunkIndex i : mine) {
+    s.OnChunkVerified(i, 99, 1024, kT0 + 500ms);
+  }
+  EXPECT_TRUE(RequestedFrom(s.OnTick(kT0 + 1s), 99).empty());
+  auto late = RequestedFrom(s.OnTick(kT0 + 2s), 99);
+  EXPECT_EQ(late.size(), n - mine.size() - 1);
+  EXPECT_FALSE(late.contains(theirs));
+}
+
+// Without self_id every agent fetches whatever its zone lacks.
+TEST(SwarmSchedulerTest, NoShareWithoutSelfId) {
+  const uint32_t n = 100;
+  auto lengths = std::make_shared<std::vector<uint32_t>>(n, 1024);
+  Rng rng(6);
+  SwarmSchedulerOptions o = ShareOptions(0);
+  SwarmScheduler s(lengths, ChunkBitset(), rng, o);
+  s.AddPeer({22, "z2", true, false}, kT0);
+  s.OnBitfield(22, ChunkBitset(n), kT0);
+  s.AddPeer({99, "z1", false, false}, kT0);
+  EXPECT_EQ(
+      RequestedFrom(s.OnBitfield(99, ChunkBitset(n, true), kT0), 99).size(), n);
+}
+
 }  // namespace
 }  // namespace fleetcast

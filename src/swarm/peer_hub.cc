@@ -215,8 +215,10 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
       s->have_bytes += (*lengths)[i];
     });
     if (spec.write_chunk && s->have_count < n) {
-      s->sched = std::make_unique<SwarmScheduler>(lengths, s->have, rng,
-                                                  opts.scheduler);
+      SwarmSchedulerOptions sched_opts = opts.scheduler;
+      if (sched_opts.self_id == 0) sched_opts.self_id = PeerIdOf(opts.node_id);
+      s->sched =
+          std::make_unique<SwarmScheduler>(lengths, s->have, rng, sched_opts);
     }
     if (spec.super_seed) {
       s->seeder = std::make_unique<SuperSeeder>(n, rng, opts.super_seed);

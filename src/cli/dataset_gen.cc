@@ -180,18 +180,23 @@ Result<MutationSummary> MutateDataset(const std::string& dir, double fraction,
     summary.bytes_inserted += kInsert;
     ++summary.files_changed;
   }
-  // One new file, one removed, one renamed (the smallest ones).
+  // One new file, one removed, one renamed (the smallest non-empty ones:
+  // removing or renaming an empty file would move no byte).
   uint64_t added = std::max<uint64_t>(budget / 2, 1024);
   if (auto st = WriteRandomFile(dir + "/added-in-update.bin", added, rng);
       !st) {
     return std::unexpected(st.error());
   }
   summary.bytes_added = added;
-  if (files.size() >= 3) {
-    fs::remove(files[files.size() - 1].second, ec);
+  std::erase_if(files, [](const auto& f) { return f.first == 0; });
+  if (files.size() >= 5) {
+    const std::string& gone = files[files.size() - 1].second;
+    if (!fs::remove(gone, ec)) return SysError(ec.value(), gone, "remove");
+    summary.removed = fs::relative(gone, dir).string();
     const std::string& from = files[files.size() - 2].second;
     fs::rename(from, from + ".renamed", ec);
     if (ec) return SysError(ec.value(), from, "rename");
+    summary.renamed = fs::relative(from, dir).string();
   }
   return summary;
 }

@@ -30,11 +30,14 @@ struct MutationSummary {
   uint64_t bytes_inserted = 0;  // inserted into existing files
   uint64_t bytes_added = 0;     // in new files
   uint32_t files_changed = 0;
+  std::string removed;  // relative path; "" when none was
+  std::string renamed;  // relative path before; now with ".renamed" added
 };
 
 // Changes about `fraction` of the dataset's bytes the way new versions
 // usually do: scattered in-place edits and small inserts in the largest
-// files, one new file, one removed and one renamed.
+// files, one new file, one removed and one renamed (the two smallest
+// non-empty files, when the tree has at least five).
 Result<MutationSummary> MutateDataset(const std::string& dir, double fraction,
                                       uint64_t seed);
 

@@ -28,7 +28,9 @@ int RunGenerate(const GenerateArgs& a) {
     nlohmann::json j = {{"bytes_edited", summary->bytes_edited},
                         {"bytes_inserted", summary->bytes_inserted},
                         {"bytes_added", summary->bytes_added},
-                        {"files_changed", summary->files_changed}};
+                        {"files_changed", summary->files_changed},
+                        {"removed", summary->removed},
+                        {"renamed", summary->renamed}};
     fmt::print("{}\n", j.dump());
     return kExitOk;
   }

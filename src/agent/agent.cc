@@ -80,7 +80,8 @@ struct Follower {
   bool announced = false;
   net::HttpClient* watch = nullptr;   // the channel long-poll in flight
   std::optional<Digest> failed_root;  // refused; not retried
-  std::string failure;                // why, for the announces
+  std::string failed_label;
+  std::string failure;  // why, for the announces
   std::string last_error;
   // The newest peer list from the tracker and the version it is for.
   std::optional<Digest> peers_root;
@@ -618,6 +619,8 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     const TrustedKeys& trusted = options.trusted;
     const std::string& dataset = f->dataset;
     std::vector<uint8_t>& bytes = *envelope;
+    StagingOptions staging_options;
+    staging_options.disk_budget = options.config.DiskBudgetFor(dataset);
     auto open = [&]() -> Result<std::shared_ptr<Staging>> {
       auto opened = OpenManifest(bytes, trusted);
       if (!opened) return std::unexpected(opened.error());
@@ -635,9 +638,28 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
                               opened->manifest.header.dataset, dataset),
                   0});
       }
-      auto staging = s->BeginStaging(std::move(opened->manifest), root, bytes);
+      if (staging_options.disk_budget > 0) {
+        // Room is never made by deleting the rollback target: the version
+        // active before the active one (the tracker does not name one).
+        auto previous = s->Previous(dataset);
+        if (!previous) return std::unexpected(previous.error());
+        if (*previous) staging_options.protect.push_back((*previous)->root);
+      }
+      auto staging = s->BeginStaging(std::move(opened->manifest), root, bytes,
+                                     staging_options);
       if (!staging) return std::unexpected(staging.error());
       std::shared_ptr<Staging> shared = std::move(*staging);
+      if (const auto& space = shared->space()) {
+        spdlog::info(
+            "{}: {} fits disk_budget {}: {} new + {} kept ({} shared "
+            "by hard links)",
+            dataset, shared->label(), staging_options.disk_budget,
+            space->new_bytes, space->kept_bytes, space->shared_bytes);
+      }
+      for (const NodeVersion& gone : shared->collected()) {
+        spdlog::info("{}: collected {} {} to make room for {}", dataset,
+                     gone.label, gone.root.ShortHex(), shared->label());
+      }
       auto plan = shared->PlanLocal();
       if (!plan) return std::unexpected(plan.error());
       if (!plan->links.empty() ||
@@ -654,6 +676,11 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
       return shared;
     };
     auto staging = co_await rt.OffloadToWorkers(open);
+    if (!staging && staging.error().code == ErrorCode::kNoSpace) {
+      // Over the disk budget, or the disk is full: refused and reported.
+      GiveUp(f, root, v.label, staging.error(), nullptr);
+      co_return;
+    }
     if (!staging) {
       const Error& e = staging.error();
       bool permanent = e.code == ErrorCode::kSignature ||
@@ -662,6 +689,7 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
                        e.code == ErrorCode::kPathRule;
       if (permanent) {
         f->failed_root = root;
+        f->failed_label = v.label;
         f->failure = e.ToString();
       }
       f->target.reset();
@@ -698,22 +726,41 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     // Checkpoints (fdatasync + a SQLite commit) run on the sync thread, one
     // queued at a time: a worker that waits on the disk is not hashing.
     auto checkpoint_queued = std::make_shared<std::atomic<bool>>(false);
-    spec.write_chunk = [staging, checkpoint_queued, &rt = rt](
+    std::weak_ptr<Impl> weak = weak_from_this();
+    // A full disk (a write or a checkpoint fails with kNoSpace) ends the
+    // staging, once; any thread.
+    auto no_space =
+        [weak, f, root = staging->root(), label = staging->label(),
+         once = std::make_shared<std::atomic<bool>>(false)](const Error& e) {
+          auto self = weak.lock();
+          if (!self || once->exchange(true)) return;
+          asio::post(self->strand, [self, f, root, label, e] {
+            if (self->stopping || !f->staging || f->staging->root() != root ||
+                f->finishing) {
+              return;
+            }
+            self->GiveUp(f, root, label, e, f->staging);
+          });
+        };
+    spec.write_chunk = [staging, checkpoint_queued, no_space, &rt = rt](
                            uint32_t index, ByteSpan bytes) -> Status {
-      if (auto st = staging->WriteChunk(index, bytes); !st) return st;
+      if (auto st = staging->WriteChunk(index, bytes); !st) {
+        if (st.error().code == ErrorCode::kNoSpace) no_space(st.error());
+        return st;
+      }
       if (staging->CheckpointDue(SteadyMs()) &&
           !checkpoint_queued->exchange(true)) {
-        rt.PostToSync([staging, checkpoint_queued] {
+        rt.PostToSync([staging, checkpoint_queued, no_space] {
           checkpoint_queued->store(false);
           if (auto ran = staging->MaybeCheckpoint(SteadyMs()); !ran) {
             spdlog::error("{}: checkpoint: {}", staging->dataset(),
                           ran.error().ToString());
+            if (ran.error().code == ErrorCode::kNoSpace) no_space(ran.error());
           }
         });
       }
       return {};
     };
-    std::weak_ptr<Impl> weak = weak_from_this();
     Digest root = staging->root();
     hub->AddSwarm(std::move(spec), [weak, f, root] {
       auto self = weak.lock();
@@ -779,7 +826,6 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     std::shared_ptr<Staging> staging = f->staging;
     VersionStore* s = store.get();
     const std::string& dataset = f->dataset;
-    const DatasetConfig dataset_config = options.config.ForDataset(dataset);
     const std::optional<NodeVersion> previous = f->active;
     size_t keep = options.config.KeepFor(dataset);
     auto finalize = [&]() -> Result<NodeVersion> {
@@ -789,35 +835,24 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
       return staging->Finalize();
     };
     auto version = co_await rt.OffloadToWorkers(finalize);
-    if (version && !dataset_config.verify_command.empty()) {
-      HookSpec spec = MakeHook(dataset_config.verify_command, "verify",
-                               dataset_config, *f, *version, f->active);
-      auto run = [&] { return RunHook(spec); };
-      auto outcome = co_await rt.OffloadTo(hook_pool, run);
-      if (!outcome || !outcome->ok()) {
-        std::string why =
-            outcome ? outcome->Describe() : outcome.error().ToString();
-        Error e{ErrorCode::kCorrupt,
-                fmt::format("{}@{}", dataset, version->label),
-                "verify_command " + why + "; not activated", 0};
-        if (outcome && !outcome->output_tail.empty()) {
-          spdlog::error("{}: verify_command output:\n{}", dataset,
-                        outcome->output_tail);
-        }
+    if (version) {
+      std::optional<Error> refused = co_await VerifyHook(f, *version);
+      if (refused) {
         f->finishing = false;
         f->busy = false;
-        RefuseVersion(f, root, e);
+        RefuseVersion(f, root, version->label, *refused);
         co_return;
       }
-      spdlog::info("{}: verify_command passed for {} ({} ms)", dataset,
-                   version->label, outcome->elapsed.count());
     }
     if (version) {
       auto activate = [&]() -> Status {
         if (auto st = s->Activate(dataset, root, UnixNow()); !st) return st;
         VersionStore::CollectOptions co;
         co.keep = keep;
+        // Never the rollback target: the version active until now (the
+        // tracker does not name one).
         co.protect = {root};
+        if (previous) co.protect.push_back(previous->root);
         if (auto gone = s->Collect(dataset, co); !gone) {
           spdlog::warn("{}: collecting old versions: {}", dataset,
                        gone.error().ToString());
@@ -830,6 +865,10 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     }
     f->finishing = false;
     f->busy = false;
+    if (!version && version.error().code == ErrorCode::kNoSpace) {
+      GiveUp(f, root, staging->label(), version.error(), staging);
+      co_return;
+    }
     if (!version) {
       if (version.error().code == ErrorCode::kCorrupt) {
         // Chunks that failed re-verification were dropped: fetch them again.
@@ -876,15 +915,78 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     return spec;
   }
 
+  // Runs the dataset's verify_command against the complete version `v`
+  // before it is activated. The refusal when the hook failed; nullopt when
+  // it passed or there is none.
+  //
+  // GCC 12: no conditional expressions with non-trivial temporaries and no
+  // owning closures in this body.
+  awaitable<std::optional<Error>> VerifyHook(std::shared_ptr<Follower> f,
+                                             NodeVersion v) {
+    const DatasetConfig config = options.config.ForDataset(f->dataset);
+    if (config.verify_command.empty()) co_return std::nullopt;
+    HookSpec spec =
+        MakeHook(config.verify_command, "verify", config, *f, v, f->active);
+    auto run = [&] { return RunHook(spec); };
+    auto outcome = co_await rt.OffloadTo(hook_pool, run);
+    if (outcome && outcome->ok()) {
+      spdlog::info("{}: verify_command passed for {} ({} ms)", f->dataset,
+                   v.label, outcome->elapsed.count());
+      co_return std::nullopt;
+    }
+    std::string why;
+    if (outcome) {
+      why = outcome->Describe();
+      if (!outcome->output_tail.empty()) {
+        spdlog::error("{}: verify_command output:\n{}", f->dataset,
+                      outcome->output_tail);
+      }
+    } else {
+      why = outcome.error().ToString();
+    }
+    co_return Error{ErrorCode::kCorrupt,
+                    fmt::format("{}@{}", f->dataset, v.label),
+                    "verify_command " + why + "; not activated", 0};
+  }
+
+  // The version does not fit (disk budget) or the disk is full: the
+  // staging stops and its files are removed, the failure is reported with
+  // every announce and the version is not fetched again while the tracker
+  // names it (a restart tries again). The active version is untouched.
+  // `staging` is the version's open Staging, if any.
+  void GiveUp(const std::shared_ptr<Follower>& f, const Digest& root,
+              const std::string& label, const Error& e,
+              std::shared_ptr<Staging> staging) {
+    hub->RemoveSwarm(root);
+    if (f->staging && f->staging == staging) f->staging.reset();
+    if (f->target && f->target->root == root) f->target.reset();
+    f->failed_root = root;
+    f->failed_label = label;
+    f->failure = e.ToString();
+    VersionStore* s = store.get();
+    std::string dataset = f->dataset;
+    // On the sync thread, after any checkpoint of it queued there.
+    rt.PostToSync([s, dataset, root, staging = std::move(staging)]() mutable {
+      staging.reset();
+      if (auto st = s->DiscardStaging(dataset, root); !st) {
+        spdlog::warn("{}: removing the staging of {}: {}", dataset,
+                     root.ShortHex(), st.error().ToString());
+      }
+    });
+    Fail(*f, e, true);
+    f->tracker->AnnounceNow();
+  }
+
   // The version's verify hook refused it: it is deleted, reported with
   // every announce and not fetched again while the tracker names it. The
   // active version is untouched.
   void RefuseVersion(const std::shared_ptr<Follower>& f, const Digest& root,
-                     const Error& e) {
+                     const std::string& label, const Error& e) {
     hub->RemoveSwarm(root);
-    f->staging.reset();
-    f->target.reset();
+    if (f->staging && f->staging->root() == root) f->staging.reset();
+    if (f->target && f->target->root == root) f->target.reset();
     f->failed_root = root;
+    f->failed_label = label;
     f->failure = e.ToString();
     VersionStore* s = store.get();
     std::string dataset = f->dataset;
@@ -925,6 +1027,22 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     VersionStore* s = store.get();
     const std::string& dataset = f->dataset;
     Digest root = v.root;
+    // A kept version that was never active has not passed the verify hook
+    // yet (e.g. the agent was killed while the hook ran).
+    auto never_active = [&]() -> Status {
+      auto was = s->WasActivated(dataset, root);
+      if (!was) return std::unexpected(was.error());
+      if (*was) return {};
+      return MakeError(ErrorCode::kNotFound, root.ShortHex(), "never active");
+    };
+    auto activated_before = co_await rt.OffloadToWorkers(never_active);
+    if (!activated_before) {
+      std::optional<Error> refused = co_await VerifyHook(f, v);
+      if (refused) {
+        RefuseVersion(f, root, v.label, *refused);
+        co_return;
+      }
+    }
     auto activate = [&] { return s->Activate(dataset, root, UnixNow()); };
     if (auto st = co_await rt.OffloadToWorkers(activate); !st) {
       Fail(*f, st.error(), false);
@@ -955,6 +1073,7 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
   void Fail(Follower& f, const Error& e, bool permanent) {
     f.last_error = e.ToString();
     spdlog::error("{}: {}", f.dataset, f.last_error);
+    UpdateStatus(f, SteadyMs());  // /v1/status shows it at once
     if (permanent && options.on_failed) options.on_failed(f.dataset, e);
   }
 
@@ -991,6 +1110,10 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     d.name = f.dataset;
     if (f.active)
       d.active = StatusVersion{f.active->root.Hex(), f.active->label};
+    if (f.failed_root) {
+      d.failed = FailedStatus{f.failed_root->Hex(), f.failed_label, f.failure};
+    }
+    d.last_error = f.last_error;
     uint64_t down = 0, up = 0;
     for (const auto& snap : hub->Snapshots()) {
       if (snap.dataset != f.dataset) continue;

@@ -302,5 +302,163 @@ TEST_F(AgentTest, RestartedAgentKeepsItsActiveVersionAndServesIt) {
   EXPECT_GT(s.datasets[0].bytes_from_peers, 0u);
 }
 
+TEST_F(AgentTest, VersionOverTheDiskBudgetIsRefusedAndTheActiveStays) {
+  AgentOptions o = Options(6);
+  // v1 (1.8 MB) fits; v2 adds 2 MB that nothing on disk can share.
+  o.config.datasets[kDataset].disk_budget = 3u << 20;
+  std::mutex mu;
+  std::optional<Error> failed;
+  o.on_failed = [&](const std::string&, const Error& e) {
+    std::lock_guard lock(mu);
+    failed = e;
+  };
+  PublishResult v1 = PublishTree("v1");
+  Agent& a = StartAgent(std::move(o));
+  ASSERT_TRUE(PollUntil([&] {
+    auto x = ActiveOf(a);
+    return x && x->root == v1.root.Hex();
+  }));
+  WriteFile(tree_ + "/extra.bin", RandomBytes(9, 2'000'000));
+  PublishResult v2 = PublishTree("v2");
+  ASSERT_TRUE(PollUntil([&] {
+    std::lock_guard lock(mu);
+    return failed.has_value();
+  }));
+  EXPECT_EQ(failed->code, ErrorCode::kNoSpace) << failed->ToString();
+  EXPECT_EQ(failed->subject, std::string(kDataset) + "@v2");
+  EXPECT_NE(failed->message.find("but disk_budget is 3.0 MiB (3145728 bytes)"),
+            std::string::npos)
+      << failed->ToString();
+  // /v1/status says which version failed and why.
+  auto d = a.GetStatus().datasets.at(0);
+  ASSERT_TRUE(d.failed.has_value());
+  EXPECT_EQ(d.failed->root, v2.root.Hex());
+  EXPECT_EQ(d.failed->label, "v2");
+  EXPECT_NE(d.failed->reason.find("disk_budget"), std::string::npos);
+  EXPECT_NE(d.last_error.find("disk_budget"), std::string::npos);
+  EXPECT_FALSE(d.staging.has_value());
+  // The tracker has it from the announce.
+  std::string tracker_status;
+  ASSERT_TRUE(PollUntil([&] {
+    auto r = net::HttpGetBlocking(url_ + "/v1/status", 5s);
+    if (r) tracker_status = r->body;
+    return r && r->status == 200 &&
+           r->body.find("disk_budget is 3.0 MiB") != std::string::npos;
+  })) << tracker_status;
+  // v1 stays active and whole; nothing of v2 is on disk.
+  EXPECT_EQ(ActiveOf(a)->root, v1.root.Hex());
+  auto manifest1 = origin_->LoadManifest(v1.root);
+  ASSERT_TRUE(manifest1);
+  auto diffs = VerifyTree(CurrentOf(6), **manifest1);
+  ASSERT_TRUE(diffs);
+  EXPECT_TRUE(diffs->empty());
+  auto staged = a.store().StagingRoots(kDataset);
+  ASSERT_TRUE(staged);
+  EXPECT_TRUE(staged->empty());
+  auto kept = a.store().ListVersions(kDataset);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(kept->size(), 1u);
+}
+
+TEST_F(AgentTest, ThePreviousVersionIsKeptAsTheRollbackTargetEvenWithKeep1) {
+  AgentOptions o = Options(7);
+  o.config.keep = 1;
+  PublishResult v1 = PublishTree("v1");
+  Agent& a = StartAgent(std::move(o));
+  auto on = [&](const PublishResult& v) {
+    return PollUntil([&] {
+      auto x = ActiveOf(a);
+      return x && x->root == v.root.Hex();
+    });
+  };
+  ASSERT_TRUE(on(v1));
+  WriteFile(tree_ + "/small.txt", "v2\n");
+  PublishResult v2 = PublishTree("v2");
+  ASSERT_TRUE(on(v2));
+  auto kept = a.store().ListVersions(kDataset);
+  ASSERT_TRUE(kept);
+  ASSERT_EQ(kept->size(), 2u);  // v2 and its rollback target v1
+  EXPECT_EQ((*kept)[1].root, v1.root);
+  WriteFile(tree_ + "/small.txt", "v3\n");
+  PublishResult v3 = PublishTree("v3");
+  ASSERT_TRUE(on(v3));
+  ASSERT_TRUE(PollUntil([&] {
+    auto k = a.store().ListVersions(kDataset);
+    return k && k->size() == 2u && (*k)[1].root == v2.root;
+  }));
+  // A rollback to the kept v2 moves nothing.
+  auto rolled = net::HttpPostJsonBlocking(
+      url_ + "/v1/datasets/" + kDataset + "/rollback",
+      nlohmann::json::object());
+  ASSERT_TRUE(rolled && rolled->status == 200)
+      << (rolled ? rolled->body : rolled.error().ToString());
+  const uint64_t before = a.GetStatus().datasets[0].bytes_from_origin +
+                          a.GetStatus().datasets[0].bytes_from_peers;
+  ASSERT_TRUE(on(v2));
+  EXPECT_EQ(a.GetStatus().datasets[0].bytes_from_origin +
+                a.GetStatus().datasets[0].bytes_from_peers,
+            before);
+}
+
+TEST_F(AgentTest, AKeptVersionNeverActivatedRunsTheVerifyHookFirst) {
+  // A version finalized but never activated (the agent was killed while
+  // its verify hook ran) is not activated on restart without the hook.
+  AgentOptions o = Options(8);
+  o.config.datasets[kDataset].verify_command = "! test -f refuse.me";
+  std::mutex mu;
+  std::optional<Error> failed;
+  o.on_failed = [&](const std::string&, const Error& e) {
+    std::lock_guard lock(mu);
+    failed = e;
+  };
+  PublishResult v1 = PublishTree("v1");
+  {
+    Agent& a = StartAgent(o);
+    ASSERT_TRUE(PollUntil([&] {
+      auto x = ActiveOf(a);
+      return x && x->root == v1.root.Hex();
+    }));
+    rt_.BlockOn(a.Shutdown());
+    agents_.clear();
+  }
+  WriteFile(tree_ + "/refuse.me", "x");
+  PublishResult v2 = PublishTree("v2");
+  {
+    // v2 complete in versions/, not active.
+    Result<std::unique_ptr<VersionStore>> node;
+    ASSERT_TRUE(PollUntil([&] {
+      node = VersionStore::Open(o.config.data_dir, o.config.state_dir);
+      return node.has_value() || node.error().code != ErrorCode::kAlreadyExists;
+    }));
+    ASSERT_TRUE(node) << node.error().ToString();
+    auto manifest = origin_->LoadManifest(v2.root);
+    ASSERT_TRUE(manifest);
+    auto staging = (*node)->BeginStaging(**manifest, v2.root);
+    ASSERT_TRUE(staging) << staging.error().ToString();
+    auto plan = (*staging)->PlanLocal();
+    ASSERT_TRUE(plan);
+    ASSERT_TRUE((*staging)->ApplyLocal(*plan));
+    std::vector<uint8_t> buf;
+    for (uint32_t i : (*staging)->Missing()) {
+      ASSERT_TRUE(
+          origin_->store().ReadChunk((*staging)->layout().hash(i), buf));
+      ASSERT_TRUE((*staging)->WriteChunk(i, buf));
+    }
+    ASSERT_TRUE((*staging)->Finalize());
+  }
+  Agent& again = StartAgent(o);
+  ASSERT_TRUE(PollUntil([&] {
+    std::lock_guard lock(mu);
+    return failed.has_value();
+  }));
+  EXPECT_NE(failed->message.find("verify_command exited 1"), std::string::npos)
+      << failed->ToString();
+  EXPECT_EQ(ActiveOf(again)->root, v1.root.Hex());
+  ASSERT_TRUE(PollUntil([&] {
+    auto kept = again.store().ListVersions(kDataset);
+    return kept && kept->size() == 1 && (*kept)[0].root == v1.root;
+  }));
+}
+
 }  // namespace
 }  // namespace fleetcast::agent

@@ -48,6 +48,7 @@ struct Partial {
   std::optional<uint64_t> rate_up;
   std::optional<uint64_t> rate_down;
   std::optional<uint32_t> keep;
+  std::optional<uint64_t> disk_budget;
   std::optional<uint64_t> node_id;
   std::optional<std::chrono::seconds> announce_interval;
   std::optional<std::map<std::string, DatasetConfig>> datasets;
@@ -124,6 +125,12 @@ Result<uint64_t> CheckRate(const std::string& text, const Where& where) {
   auto rate = ParseRate(text);
   if (!rate) return where.Fail(rate.error().message + ": '" + text + "'");
   return *rate;
+}
+
+Result<uint64_t> CheckSize(const std::string& text, const Where& where) {
+  auto size = ParseSize(text);
+  if (!size) return where.Fail(size.error().message + ": '" + text + "'");
+  return *size;
 }
 
 fs::path MakePath(const fs::path& base, const std::string& value) {
@@ -219,13 +226,28 @@ Result<uint64_t> TomlRate(const toml::node& node, const Where& where) {
       "expected an integer or a string like \"10M\", got {}", TypeName(node)));
 }
 
+// A string with a unit, or a plain integer (bytes).
+Result<uint64_t> TomlSize(const toml::node& node, const Where& where) {
+  if (node.is_integer()) {
+    int64_t v = *node.value<int64_t>();
+    if (v < 0) return where.Fail(fmt::format("must be >= 0, got {}", v));
+    return static_cast<uint64_t>(v);
+  }
+  if (node.is_string()) {
+    return CheckSize(std::string(*node.value<std::string_view>()), where);
+  }
+  return where.Fail(
+      fmt::format("expected an integer or a string like \"20GiB\", got {}",
+                  TypeName(node)));
+}
+
 #define FC_TRY(var, expr)                                          \
   auto var##_result = (expr);                                      \
   if (!var##_result) return std::unexpected(var##_result.error()); \
   auto var = std::move(*var##_result)
 
 // [dataset."NAME"] tables: verify_command, post_activate_command,
-// hook_timeout (seconds), keep.
+// hook_timeout (seconds), keep, disk_budget.
 Result<std::map<std::string, DatasetConfig>> ParseDatasetTables(
     const toml::node& node, const Where& where) {
   const toml::table* tables = node.as_table();
@@ -258,10 +280,13 @@ Result<std::map<std::string, DatasetConfig>> ParseDatasetTables(
         FC_TRY(n, TomlInteger(v, kw));
         FC_TRY(r, CheckRange(n, 1, kKeepLimit, kw));
         d.keep = static_cast<uint32_t>(r);
+      } else if (key == "disk_budget") {
+        FC_TRY(b, TomlSize(v, kw));
+        d.disk_budget = b;
       } else {
         return kw.Fail(
             "unknown key (known: verify_command, post_activate_command, "
-            "hook_timeout, keep)");
+            "hook_timeout, keep, disk_budget)");
       }
     }
     out[checked] = std::move(d);
@@ -319,6 +344,9 @@ Status ApplyFileKey(const std::string& key, const toml::node& node,
     FC_TRY(v, TomlInteger(node, where));
     FC_TRY(r, CheckRange(v, 1, kKeepLimit, where));
     p.keep = static_cast<uint32_t>(r);
+  } else if (key == "disk_budget") {
+    FC_TRY(b, TomlSize(node, where));
+    p.disk_budget = b;
   } else if (key == "announce_interval") {
     FC_TRY(v, TomlInteger(node, where));
     FC_TRY(r, CheckRange(v, 1, kIntervalLimit, where));
@@ -332,8 +360,8 @@ Status ApplyFileKey(const std::string& key, const toml::node& node,
   } else {
     return where.Fail(
         "unknown key (known: tracker, data, state, listen, advertise, zone, "
-        "subscribe, trust, max_peers, rate_up, rate_down, keep, node_id, "
-        "announce_interval, dataset)");
+        "subscribe, trust, max_peers, rate_up, rate_down, keep, "
+        "disk_budget, node_id, announce_interval, dataset)");
   }
   return {};
 }
@@ -424,6 +452,10 @@ Result<Partial> ParseFlags(const AgentFlags& f) {
     FC_TRY(v, CheckRange(*f.keep, 1, kKeepLimit, Where{"--keep", ""}));
     p.keep = static_cast<uint32_t>(v);
   }
+  if (f.disk_budget) {
+    FC_TRY(b, CheckSize(*f.disk_budget, Where{"--disk-budget", ""}));
+    p.disk_budget = b;
+  }
   if (f.announce_interval) {
     FC_TRY(v, CheckRange(*f.announce_interval, 1, kIntervalLimit,
                          Where{"--announce-interval", ""}));
@@ -461,6 +493,7 @@ Result<AgentConfig> Merge(Partial file, Partial flags,
   Override(file.rate_up, flags.rate_up);
   Override(file.rate_down, flags.rate_down);
   Override(file.keep, flags.keep);
+  Override(file.disk_budget, flags.disk_budget);
   Override(file.node_id, flags.node_id);
   Override(file.announce_interval, flags.announce_interval);
   Partial& p = file;  // datasets: file only
@@ -499,6 +532,7 @@ Result<AgentConfig> Merge(Partial file, Partial flags,
   if (p.rate_up) c.rate_up_bps = *p.rate_up;
   if (p.rate_down) c.rate_down_bps = *p.rate_down;
   if (p.keep) c.keep = *p.keep;
+  if (p.disk_budget) c.disk_budget = *p.disk_budget;
   c.node_id = p.node_id;
   if (p.announce_interval) c.announce_interval = *p.announce_interval;
   if (p.datasets) {
@@ -528,15 +562,24 @@ uint32_t AgentConfig::KeepFor(const std::string& dataset) const {
   return it != datasets.end() && it->second.keep ? *it->second.keep : keep;
 }
 
-Result<uint64_t> ParseRate(std::string_view text) {
+uint64_t AgentConfig::DiskBudgetFor(const std::string& dataset) const {
+  auto it = datasets.find(dataset);
+  return it != datasets.end() && it->second.disk_budget
+             ? *it->second.disk_budget
+             : disk_budget;
+}
+
+namespace {
+
+// A number of bytes with an optional binary unit; `what` names the kind
+// of value in errors.
+Result<uint64_t> ParseBinaryAmount(std::string_view text, std::string_view t,
+                                   std::string_view what,
+                                   std::string_view examples) {
   auto bad = [&](std::string_view why) {
     return MakeError(ErrorCode::kInvalidArgument, std::string(text),
-                     fmt::format("not a rate in bytes/s ({}; e.g. 0, "
-                                 "1048576, 10M, 1.5G)",
-                                 why));
+                     fmt::format("not {} ({}; e.g. {})", what, why, examples));
   };
-  std::string_view t = text;
-  if (t.ends_with("/s")) t.remove_suffix(2);
   if (t.empty()) return bad("empty");
   double value = 0;
   auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), value,
@@ -564,6 +607,20 @@ Result<uint64_t> ParseRate(std::string_view text) {
   if (bytes >= 18e18) return bad("too large");
   if (bytes != std::floor(bytes)) return bad("not a whole number of bytes");
   return static_cast<uint64_t>(bytes);
+}
+
+}  // namespace
+
+Result<uint64_t> ParseRate(std::string_view text) {
+  std::string_view t = text;
+  if (t.ends_with("/s")) t.remove_suffix(2);
+  return ParseBinaryAmount(text, t, "a rate in bytes/s",
+                           "0, 1048576, 10M, 1.5G");
+}
+
+Result<uint64_t> ParseSize(std::string_view text) {
+  return ParseBinaryAmount(text, text, "a size in bytes",
+                           "0, 1073741824, 512M, 20GiB");
 }
 
 void AddAgentFlags(CLI::App& app, AgentFlags& f) {
@@ -616,6 +673,11 @@ void AddAgentFlags(CLI::App& app, AgentFlags& f) {
          "--keep", [&f](const int64_t& v) { f.keep = v; },
          "Versions kept per dataset, the active one included (default 2)")
       ->type_name("N");
+  app.add_option_function<std::string>(
+         "--disk-budget", [&f](const std::string& v) { f.disk_budget = v; },
+         "Bytes the versions of each dataset may take on disk, e.g. 20GiB "
+         "(default 0: no budget)")
+      ->type_name("SIZE");
   app.add_option_function<std::string>(
          "--node-id", [&f](const std::string& v) { f.node_id = v; },
          "Node id, 16 hex digits (default: generated once, kept in "

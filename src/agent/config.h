@@ -55,6 +55,8 @@ struct DatasetConfig {
   std::string post_activate_command;
   std::chrono::seconds hook_timeout{300};
   std::optional<uint32_t> keep;  // overrides AgentConfig::keep
+  // Overrides AgentConfig::disk_budget (0: none for this dataset).
+  std::optional<uint64_t> disk_budget;
 };
 
 struct AgentConfig {
@@ -68,13 +70,16 @@ struct AgentConfig {
   // listen address (its host must then be one peers can reach, not
   // 0.0.0.0).
   std::optional<HostPort> advertise;
-  std::string zone;                            // "" when none
-  std::vector<std::string> subscribe;          // dataset names
-  std::vector<std::filesystem::path> trust;    // public key files
-  uint32_t max_peers = 30;                     // connections per dataset
-  uint64_t rate_up_bps = 0;                    // bytes/s, 0 = unlimited
-  uint64_t rate_down_bps = 0;                  // bytes/s, 0 = unlimited
-  uint32_t keep = 2;                           // versions kept per dataset
+  std::string zone;                          // "" when none
+  std::vector<std::string> subscribe;        // dataset names
+  std::vector<std::filesystem::path> trust;  // public key files
+  uint32_t max_peers = 30;                   // connections per dataset
+  uint64_t rate_up_bps = 0;                  // bytes/s, 0 = unlimited
+  uint64_t rate_down_bps = 0;                // bytes/s, 0 = unlimited
+  uint32_t keep = 2;                         // versions kept per dataset
+  // Bytes the versions of each dataset may take on disk, a new one
+  // included (VersionStore's StagingOptions); 0 = no budget.
+  uint64_t disk_budget = 0;
   std::optional<uint64_t> node_id;             // unset: LoadOrCreateNodeId
   std::chrono::seconds announce_interval{30};  // until a tracker says else
   std::filesystem::path config_file;           // empty when none was read
@@ -85,6 +90,7 @@ struct AgentConfig {
   // The settings of `dataset` (the defaults when it has no table).
   DatasetConfig ForDataset(const std::string& dataset) const;
   uint32_t KeepFor(const std::string& dataset) const;
+  uint64_t DiskBudgetFor(const std::string& dataset) const;
 };
 
 // The raw values of the agent's flags: unset (nullopt / empty) when the
@@ -103,6 +109,7 @@ struct AgentFlags {
   std::optional<std::string> rate_up;        // --rate-up (e.g. 10M)
   std::optional<std::string> rate_down;      // --rate-down
   std::optional<int64_t> keep;               // --keep
+  std::optional<std::string> disk_budget;    // --disk-budget (e.g. 20GiB)
   std::optional<std::string> node_id;        // --node-id
   std::optional<int64_t> announce_interval;  // --announce-interval
 };
@@ -125,6 +132,11 @@ Result<AgentConfig> ResolveAgentConfig(const AgentFlags& flags,
 // K, M, G, T (or KiB, MiB, GiB, TiB; K = 1024) and an optional "/s":
 // "0", "1048576", "10M", "1.5G", "512KiB/s". 0 means unlimited.
 Result<uint64_t> ParseRate(std::string_view text);
+
+// A size in bytes: a non-negative integer with an optional binary unit
+// (B, K, M, G, T or KiB, MiB, GiB, TiB; K = 1024): "0", "1073741824",
+// "512M", "1.5GiB", "20GiB".
+Result<uint64_t> ParseSize(std::string_view text);
 
 }  // namespace fleetcast::agent
 

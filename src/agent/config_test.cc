@@ -227,7 +227,7 @@ TEST(AgentConfigTest, FileErrorsNameTheFileLineAndKey) {
   EXPECT_EQ(FileError("[agent]\nzone = \"z\"\n"),
             "/etc/fleetcast/agent.toml:1: key 'agent': unknown key (known: "
             "tracker, data, state, listen, advertise, zone, subscribe, trust, "
-            "max_peers, rate_up, rate_down, keep, node_id, "
+            "max_peers, rate_up, rate_down, keep, disk_budget, node_id, "
             "announce_interval, dataset)");
   EXPECT_NE(FileError("rate_up = \"10X\"\n")
                 .find("agent.toml:1: key 'rate_up': not a rate in bytes/s"),
@@ -285,7 +285,7 @@ TEST(AgentConfigTest, PerDatasetTableErrors) {
       FileError("[dataset.\"models/ranker\"]\nverify = \"x\"\n"),
       "/etc/fleetcast/agent.toml:1: key 'dataset.\"models/ranker\".verify': "
       "unknown key (known: verify_command, post_activate_command, "
-      "hook_timeout, keep)");
+      "hook_timeout, keep, disk_budget)");
   EXPECT_NE(FileError("[dataset.\"models/ranker\"]\nhook_timeout = 0\n")
                 .find("hook_timeout': must be in 1..86400"),
             std::string::npos);
@@ -311,6 +311,9 @@ TEST(AgentConfigTest, FlagErrorsNameTheFlag) {
   EXPECT_EQ(FlagError({"--announce-interval", "0"}),
             "--announce-interval: must be in 1..86400, got 0");
   EXPECT_TRUE(FlagError({"--rate-down", "fast"}).starts_with("--rate-down: "));
+  EXPECT_EQ(FlagError({"--disk-budget", "20GB"}),
+            "--disk-budget: not a size in bytes (unknown unit; e.g. 0, "
+            "1073741824, 512M, 20GiB): '20GB'");
   EXPECT_TRUE(FlagError({"--listen", "4100"}).starts_with("--listen: "));
   EXPECT_TRUE(
       FlagError({"--tracker", "https://t:1"}).starts_with("--tracker: "));
@@ -373,6 +376,67 @@ TEST(AgentConfigTest, ReadsTheConfigFileNamedByTheFlag) {
 
 TEST(AgentConfigTest, CliRejectsANonIntegerForIntegerFlags) {
   EXPECT_THROW(ParseArgs({"--max-peers", "lots"}), CLI::ParseError);
+}
+
+TEST(AgentConfigTest, DiskBudgetGlobalPerDatasetAndFlag) {
+  constexpr const char* kToml = R"(
+subscribe = ["models/ranker", "datasets/images", "logs/raw"]
+disk_budget = "20GiB"
+
+[dataset."models/ranker"]
+disk_budget = 1073741824
+
+[dataset."logs/raw"]
+disk_budget = 0
+)";
+  AgentFlags flags = ParseArgs(MinimalArgs());
+  flags.subscribe.clear();
+  auto config = ResolveAgentConfig(flags, kToml, kFile);
+  ASSERT_TRUE(config) << config.error().ToString();
+  EXPECT_EQ(config->disk_budget, 20ull << 30);
+  EXPECT_EQ(config->DiskBudgetFor("models/ranker"), 1ull << 30);
+  EXPECT_EQ(config->DiskBudgetFor("datasets/images"), 20ull << 30);
+  EXPECT_EQ(config->DiskBudgetFor("logs/raw"), 0u);  // none for this one
+  // The flag replaces the global value, not a dataset's own.
+  std::vector<std::string> args = MinimalArgs();
+  args.insert(args.end(), {"--disk-budget", "512M"});
+  flags = ParseArgs(args);
+  flags.subscribe.clear();
+  config = ResolveAgentConfig(flags, kToml, kFile);
+  ASSERT_TRUE(config) << config.error().ToString();
+  EXPECT_EQ(config->DiskBudgetFor("datasets/images"), 512ull << 20);
+  EXPECT_EQ(config->DiskBudgetFor("models/ranker"), 1ull << 30);
+  // Without any: no budget.
+  config = ResolveAgentConfig(ParseArgs(MinimalArgs()), "", kFile);
+  ASSERT_TRUE(config) << config.error().ToString();
+  EXPECT_EQ(config->DiskBudgetFor("models/ranker"), 0u);
+
+  EXPECT_EQ(FileError("disk_budget = -5\n"),
+            "/etc/fleetcast/agent.toml:1: key 'disk_budget': must be >= 0, "
+            "got -5");
+  EXPECT_EQ(FileError("disk_budget = true\n"),
+            "/etc/fleetcast/agent.toml:1: key 'disk_budget': expected an "
+            "integer or a string like \"20GiB\", got a boolean");
+  EXPECT_NE(
+      FileError("[dataset.\"models/ranker\"]\ndisk_budget = \"lots\"\n")
+          .find("key 'dataset.\"models/ranker\".disk_budget': not a size in "
+                "bytes"),
+      std::string::npos);
+}
+
+TEST(ParseSizeTest, UnitsAndErrors) {
+  EXPECT_EQ(ParseSize("0"), 0u);
+  EXPECT_EQ(ParseSize("20GiB"), 20ull << 30);
+  EXPECT_EQ(ParseSize("1.5G"), 3ull << 29);
+  EXPECT_EQ(ParseSize("512M"), 512ull << 20);
+  EXPECT_EQ(ParseSize("4096"), 4096u);
+  for (const char* bad : {"", "-1", "20GB", "1/s", "0.5", "GiB"}) {
+    auto r = ParseSize(bad);
+    EXPECT_FALSE(r) << bad;
+    if (!r) {
+      EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument);
+    }
+  }
 }
 
 TEST(ParseRateTest, UnitsAndErrors) {

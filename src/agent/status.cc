@@ -78,6 +78,21 @@ Result<DatasetStatus> ParseDataset(const json& d, const std::string& where) {
     FC_ASSIGN(s.bytes, GetUint(*staging, "bytes", ws));
     out.staging = std::move(s);
   }
+  // "failed" and "last_error" may be absent (agents before them).
+  auto failed = d.find("failed");
+  if (failed != d.end() && !failed->is_null()) {
+    if (!failed->is_object()) return Malformed(w + "failed", "not an object");
+    std::string wf = w + "failed.";
+    FailedStatus f;
+    FC_ASSIGN(f.root, GetString(*failed, "root", wf));
+    FC_ASSIGN(f.label, GetString(*failed, "label", wf));
+    FC_ASSIGN(f.reason, GetString(*failed, "reason", wf));
+    out.failed = std::move(f);
+  }
+  auto last_error = d.find("last_error");
+  if (last_error != d.end() && !last_error->is_null()) {
+    FC_ASSIGN(out.last_error, GetString(d, "last_error", w));
+  }
   uint64_t peers = 0;
   FC_ASSIGN(peers, GetUint(d, "peers", w));
   if (peers > UINT32_MAX) return Malformed(w + "peers", "too large");
@@ -108,9 +123,19 @@ json ToJson(const AgentStatus& s) {
                  {"bytes", d.staging->bytes},
                  {"progress", d.staging->progress()}};
     }
+    json failed = nullptr;
+    if (d.failed) {
+      failed = {{"root", d.failed->root},
+                {"label", d.failed->label},
+                {"reason", d.failed->reason}};
+    }
+    json last_error = nullptr;
+    if (!d.last_error.empty()) last_error = d.last_error;
     datasets.push_back({{"name", d.name},
                         {"active", std::move(active)},
                         {"staging", std::move(staging)},
+                        {"failed", std::move(failed)},
+                        {"last_error", std::move(last_error)},
                         {"peers", d.peers},
                         {"rate_down_bps", d.rate_down_bps},
                         {"rate_up_bps", d.rate_up_bps},

@@ -40,10 +40,22 @@ struct StagingStatus {
   bool operator==(const StagingStatus&) const = default;
 };
 
+// A version the agent refused or could not take (its verify hook failed,
+// it does not fit the disk budget or the disk, its manifest is bad): not
+// fetched again while the tracker names it; reported with every announce.
+struct FailedStatus {
+  std::string root;
+  std::string label;
+  std::string reason;
+  bool operator==(const FailedStatus&) const = default;
+};
+
 struct DatasetStatus {
   std::string name;
   std::optional<StatusVersion> active;
   std::optional<StagingStatus> staging;
+  std::optional<FailedStatus> failed;
+  std::string last_error;  // the dataset's latest error; "" when none
   uint32_t peers = 0;
   double rate_down_bps = 0;  // recent receive rate, bytes/s
   double rate_up_bps = 0;    // recent send rate, bytes/s
@@ -62,7 +74,8 @@ struct AgentStatus {
 
 // {"node_id","zone","address","datasets":[{"name","active":{"root","label"}
 // |null,"staging":{"root","label","have_chunks","chunks","have_bytes",
-// "bytes","progress"}|null,"peers","rate_down_bps","rate_up_bps",
+// "bytes","progress"}|null,"failed":{"root","label","reason"}|null,
+// "last_error":string|null,"peers","rate_down_bps","rate_up_bps",
 // "bytes_from_peers","bytes_from_origin"}]}
 nlohmann::json ToJson(const AgentStatus& status);
 

@@ -23,6 +23,10 @@ AgentStatus Sample() {
   a.rate_up_bps = 2e5;
   a.bytes_from_peers = 1000;
   a.bytes_from_origin = 24;
+  a.failed = FailedStatus{std::string(64, 'c'), "v3",
+                          "models/ranker@v3: needs 2.0 GiB on disk but "
+                          "disk_budget is 1.0 GiB"};
+  a.last_error = a.failed->reason;
   DatasetStatus b;
   b.name = "empty";
   s.datasets = {a, b};
@@ -43,8 +47,25 @@ TEST(AgentStatusTest, RendersTheContract) {
   EXPECT_DOUBLE_EQ(d["staging"]["progress"].get<double>(), 0.75);
   EXPECT_EQ(d["peers"], 5);
   EXPECT_EQ(d["bytes_from_origin"], 24);
+  EXPECT_EQ(d["failed"]["label"], "v3");
+  EXPECT_EQ(d["failed"]["root"], std::string(64, 'c'));
+  EXPECT_NE(d["failed"]["reason"].get<std::string>().find("disk_budget"),
+            std::string::npos);
+  EXPECT_EQ(d["last_error"], d["failed"]["reason"]);
   EXPECT_TRUE(j["datasets"][1]["active"].is_null());
   EXPECT_TRUE(j["datasets"][1]["staging"].is_null());
+  EXPECT_TRUE(j["datasets"][1]["failed"].is_null());
+  EXPECT_TRUE(j["datasets"][1]["last_error"].is_null());
+}
+
+TEST(AgentStatusTest, FailedAndLastErrorMayBeAbsent) {
+  json j = ToJson(Sample());
+  j["datasets"][0].erase("failed");
+  j["datasets"][0].erase("last_error");
+  auto parsed = ParseAgentStatus(j.dump());
+  ASSERT_TRUE(parsed) << parsed.error().ToString();
+  EXPECT_FALSE(parsed->datasets[0].failed.has_value());
+  EXPECT_EQ(parsed->datasets[0].last_error, "");
 }
 
 TEST(AgentStatusTest, RoundTrips) {

@@ -387,9 +387,9 @@ TEST_F(AgentTest, ThePreviousVersionIsKeptAsTheRollbackTargetEvenWithKeep1) {
     return k && k->size() == 2u && (*k)[1].root == v2.root;
   }));
   // A rollback to the kept v2 moves nothing.
-  auto rolled = net::HttpPostJsonBlocking(
-      url_ + "/v1/datasets/" + kDataset + "/rollback",
-      nlohmann::json::object());
+  auto rolled =
+      net::HttpPostJsonBlocking(url_ + "/v1/datasets/" + kDataset + "/rollback",
+                                nlohmann::json::object());
   ASSERT_TRUE(rolled && rolled->status == 200)
       << (rolled ? rolled->body : rolled.error().ToString());
   const uint64_t before = a.GetStatus().datasets[0].bytes_from_origin +

@@ -584,7 +584,7 @@ std::string Bytes(uint64_t n) {
     v /= 1024;
     ++unit;
   }
-  if (unit == 0) return fmt::format("{} B", n);
+  if (unit == 0) return fmt::format("{} bytes", n);
   return fmt::format("{:.1f} {} ({} bytes)", v, kUnits[unit], n);
 }
 
@@ -650,19 +650,18 @@ VersionStore::MakeRoom(const Manifest& m, const Digest& root,
     staying.push_back(kv.version.label +
                       (kv.version.active ? " (active)" : ""));
   }
+  std::string detail = fmt::format("{} bytes new", best->new_bytes);
+  if (!staying.empty()) {
+    detail += fmt::format(" + {} bytes kept in {}", best->kept_bytes,
+                          fmt::join(staying, ", "));
+  }
+  if (best->shared_bytes > 0) {
+    detail += fmt::format("; {} bytes more are shared by hard links",
+                          best->shared_bytes);
+  }
   Error e{ErrorCode::kNoSpace, fmt::format("{}@{}", dataset, m.header.label),
-          fmt::format(
-              "needs {} on disk but disk_budget is {} ({} new{}{}); "
-              "not staged",
-              Bytes(best->total()), Bytes(options.disk_budget),
-              Bytes(best->new_bytes),
-              staying.empty()
-                  ? std::string()
-                  : fmt::format(" + {} kept ({})", Bytes(best->kept_bytes),
-                                fmt::join(staying, ", ")),
-              best->shared_bytes == 0 ? std::string()
-                                      : fmt::format(", {} shared by hard links",
-                                                    Bytes(best->shared_bytes))),
+          fmt::format("needs {} on disk but disk_budget is {}: {}; not staged",
+                      Bytes(best->total()), Bytes(options.disk_budget), detail),
           0};
   return std::unexpected(std::move(e));
 }

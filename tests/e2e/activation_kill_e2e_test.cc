@@ -1,0 +1,463 @@
+// End-to-end tests of the node's disk side through real processes (issue
+// 5): `fleetcast origin`, `fleetcast publish --release` and `fleetcast
+// agent`, with
+//  - kill -9 of the agent in the middle of an activation (while its
+//    verify_command runs against the finalized v2, and while its
+//    post_activate_command runs after the swap): on disk `current` is
+//    exactly v1 or exactly v2 at the kill, and after a restart the agent
+//    ends on v2, verified by `fleetcast verify`; a version killed before
+//    its verify hook finished is verified again before it is activated;
+//  - a disk budget too small for v2: v2 is refused with the error in the
+//    agent's /v1/status and the tracker's `fleetcast status`, v1 stays
+//    active and whole, nothing of v2 is left on disk.
+//
+// The hooks block deterministically on a gate file and say where they are
+// by a marker file; the tests poll files and HTTP status with deadlines,
+// never sleep for a state.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/status.h"
+#include "background_process.h"
+#include "net/http_client.h"
+#include "subprocess.h"
+
+namespace fleetcast::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+constexpr char kDataset[] = "e2e/activation";
+
+#ifdef FLEETCAST_E2E_SANITIZED
+constexpr int kSlowdown = 3;
+#else
+constexpr int kSlowdown = 1;
+#endif
+
+// Polls `done` every 20 ms until it holds or `limit` passes.
+template <typename F>
+bool PollUntil(F done, std::chrono::seconds limit = 60s) {
+  const auto deadline = Clock::now() + limit * kSlowdown;
+  while (Clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(20ms);  // polling interval
+  }
+  return done();
+}
+
+void WriteFile(const fs::path& path, const std::string& data) {
+  fs::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+std::string RandomText(uint64_t seed, size_t n) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>('a' + rng() % 26);
+  return s;
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class ActivationE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl =
+        (fs::temp_directory_path() / "fleetcast-activation-e2e-XXXXXX");
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    work_ = tmpl;
+    key_ = (work_ / "key").string();
+    RunResult r = Fc({"keygen", "--out", key_});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    store_ = (work_ / "store").string();
+    data_ = work_ / "agent" / "data";
+    state_ = work_ / "agent" / "state";
+  }
+
+  void TearDown() override {
+    KillHook();
+    if (HasFailure()) {
+      if (origin_)
+        ADD_FAILURE() << "origin stderr:\n" << Tail(origin_->Stderr());
+      ADD_FAILURE() << "agent stderr:\n"
+                    << Tail(agent_log_ + (agent_ ? agent_->Stderr() : ""));
+    }
+    for (BackgroundProcess* p : {agent_.get(), origin_.get()}) {
+      if (p && !p->Wait(0ms)) {
+        p->Signal(SIGTERM);
+        EXPECT_EQ(p->Wait(30s * kSlowdown), std::optional<int>(0));
+      }
+    }
+    agent_.reset();
+    origin_.reset();
+    std::error_code ec;
+    // Versions are read-only: make the tree removable.
+    for (fs::recursive_directory_iterator it(work_, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      if (it->is_directory() && !it->is_symlink()) {
+        fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add,
+                        ec);
+      }
+    }
+    fs::remove_all(work_, ec);
+  }
+
+  static std::string Tail(const std::string& s, size_t n = 6000) {
+    return s.size() <= n ? s : "...\n" + s.substr(s.size() - n);
+  }
+
+  RunResult Fc(std::vector<std::string> args) {
+    args.insert(args.begin(), FLEETCAST_BIN);
+    return fleetcast::testing::Run(args);
+  }
+
+  void StartOrigin() {
+    origin_ = std::make_unique<BackgroundProcess>(std::vector<std::string>{
+        FLEETCAST_BIN, "origin", "--store", store_, "--listen", "127.0.0.1:0",
+        "--trust", key_ + ".pub"});
+    ASSERT_TRUE(origin_->started());
+    auto address = origin_->WaitForLine("listening on ", 30s * kSlowdown);
+    ASSERT_TRUE(address) << origin_->Stderr();
+    origin_url_ = "http://" + *address;
+  }
+
+  // Publishes `dir` with --release; returns the root.
+  std::string Publish(const fs::path& dir) {
+    RunResult r =
+        Fc({"publish", dir.string(), "--origin", origin_url_, "--dataset",
+            kDataset, "--key", key_, "--json", "--release"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    if (r.exit_code != 0) return "";
+    return json::parse(r.out)["root"].get<std::string>();
+  }
+
+  // v1: 240 small files in 12 directories and two of 1 MB; v2 changes 30
+  // of them, removes 10 and adds 10.
+  void MakeV1(const fs::path& dir) {
+    for (int i = 0; i < 240; ++i) {
+      WriteFile(dir / fmt::format("d{:02}/f{:03}.txt", i % 12, i),
+                RandomText(static_cast<uint64_t>(i), 500 + (i * 97) % 9000));
+    }
+    WriteFile(dir / "big/one.bin", RandomText(1000, 1 << 20));
+    WriteFile(dir / "big/two.bin", RandomText(1001, 1 << 20));
+  }
+  void MakeV2(const fs::path& dir) {
+    for (int i = 0; i < 30; ++i) {
+      WriteFile(dir / fmt::format("d{:02}/f{:03}.txt", i % 12, i * 7),
+                RandomText(5000 + static_cast<uint64_t>(i), 3000));
+    }
+    for (int i = 0; i < 10; ++i) {
+      fs::remove(dir / fmt::format("d{:02}/f{:03}.txt", i % 12, 230 + i));
+      WriteFile(dir / fmt::format("new/n{:02}.txt", i),
+                RandomText(7000 + static_cast<uint64_t>(i), 2000));
+    }
+  }
+
+  // A hook that appends "HOOK LABEL" to hooks.log and, while the gate file
+  // exists, records its pid in the marker and blocks until killed.
+  std::string GatedHook() {
+    const fs::path script = work_ / "hook.sh";
+    WriteFile(
+        script,
+        fmt::format("echo \"$FLEETCAST_HOOK $FLEETCAST_LABEL\" >> '{}'\n"
+                    "if [ -e '{}' ]; then\n"
+                    "  echo $$ > '{}.tmp' && mv '{}.tmp' '{}'\n"
+                    "  exec sleep 600\n"
+                    "fi\n",
+                    HooksLog().string(), Gate().string(), Marker().string(),
+                    Marker().string(), Marker().string()));
+    return "/bin/sh " + script.string();
+  }
+  fs::path Gate() const { return work_ / "gate"; }
+  fs::path Marker() const { return work_ / "hook.pid"; }
+  fs::path HooksLog() const { return work_ / "hooks.log"; }
+
+  // SIGKILL to the blocked hook's process group (it outlives a killed
+  // agent).
+  void KillHook() {
+    std::string pid = ReadFile(Marker());
+    if (pid.empty()) return;
+    pid_t p = static_cast<pid_t>(std::stol(pid));
+    pid_t group = ::getpgid(p);
+    if (group > 0) ::kill(-group, SIGKILL);
+    ::kill(p, SIGKILL);
+    fs::remove(Marker());
+  }
+
+  // Starts (or restarts) the agent with `extra` arguments after the common
+  // ones.
+  void StartAgent(const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {FLEETCAST_BIN,
+                                     "agent",
+                                     "--tracker",
+                                     origin_url_,
+                                     "--data",
+                                     data_.string(),
+                                     "--state",
+                                     state_.string(),
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--subscribe",
+                                     kDataset,
+                                     "--trust",
+                                     key_ + ".pub",
+                                     "--announce-interval",
+                                     "1"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    if (agent_) agent_log_ += agent_->Stderr() + "\n--- restart ---\n";
+    agent_ = std::make_unique<BackgroundProcess>(argv);
+    ASSERT_TRUE(agent_->started());
+    auto address = agent_->WaitForLine("listening on ", 30s * kSlowdown);
+    ASSERT_TRUE(address) << agent_->Stderr();
+    agent_url_ = "http://" + *address;
+  }
+
+  std::optional<agent::DatasetStatus> AgentStatus() {
+    auto r = net::HttpGetBlocking(agent_url_ + "/v1/status", 5s);
+    if (!r || r->status != 200) return std::nullopt;
+    auto s = agent::ParseAgentStatus(r->body);
+    EXPECT_TRUE(s) << r->body;
+    if (!s || s->datasets.size() != 1) return std::nullopt;
+    return s->datasets[0];
+  }
+  bool ActiveIs(const std::string& root) {
+    auto d = AgentStatus();
+    return d && d->active && d->active->root == root;
+  }
+
+  fs::path Current() const { return data_ / kDataset / "current"; }
+  fs::path VersionsDir() const { return data_ / kDataset / "versions"; }
+
+  // The version directory `current` names ("" when none).
+  std::string CurrentTarget() const {
+    std::error_code ec;
+    fs::path target = fs::read_symlink(Current(), ec);
+    return ec ? "" : target.filename().string();
+  }
+
+  // `fleetcast verify` of `dir` against `root`.
+  void ExpectTreeIs(const fs::path& dir, const std::string& root) {
+    RunResult r = Fc(
+        {"verify", dir.string(), "--store", store_, "--root", root, "--json"});
+    EXPECT_EQ(r.exit_code, 0) << dir << " is not " << root << ":\n"
+                              << r.out << r.err;
+  }
+
+  // On disk, `current` is one complete version whose tree is exactly it:
+  // its directory name holds the root's first 12 hex digits.
+  void ExpectCurrentIsExactly(const std::string& root) {
+    std::string target = CurrentTarget();
+    ASSERT_TRUE(target.ends_with("-" + root.substr(0, 12)))
+        << "current -> " << target << ", expected " << root.substr(0, 12);
+    ExpectTreeIs(Current(), root);
+  }
+
+  fs::path work_;
+  std::string key_;
+  std::string store_;
+  fs::path data_;
+  fs::path state_;
+  std::string origin_url_;
+  std::string agent_url_;
+  std::string agent_log_;  // stderr of earlier runs of the agent
+  std::unique_ptr<BackgroundProcess> origin_;
+  std::unique_ptr<BackgroundProcess> agent_;
+};
+
+TEST_F(ActivationE2eTest, KillDuringTheVerifyHookKeepsV1AndRestartEndsOnV2) {
+  const fs::path tree = work_ / "tree";
+  MakeV1(tree);
+  StartOrigin();
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string v1 = Publish(tree);
+  ASSERT_EQ(v1.size(), 64u);
+  WriteFile(work_ / "agent.toml",
+            fmt::format("[dataset.\"{}\"]\nverify_command = \"{}\"\n", kDataset,
+                        GatedHook()));
+  const std::vector<std::string> config = {"--config",
+                                           (work_ / "agent.toml").string()};
+  StartAgent(config);
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_TRUE(PollUntil([&] { return ActiveIs(v1); }));
+
+  // v2's verify hook blocks: v2 is complete in versions/, not active.
+  WriteFile(Gate(), "");
+  MakeV2(tree);
+  const std::string v2 = Publish(tree);
+  ASSERT_EQ(v2.size(), 64u);
+  ASSERT_TRUE(PollUntil([&] { return fs::exists(Marker()); }))
+      << "the verify hook of v2 never started";
+  agent_->Signal(SIGKILL);
+  ASSERT_EQ(agent_->Wait(30s), std::optional<int>(128 + SIGKILL));
+  KillHook();
+
+  // At the kill: exactly v1, and v2 whole beside it (read-only).
+  ExpectCurrentIsExactly(v1);
+  bool v2_kept = false;
+  for (const auto& e : fs::directory_iterator(VersionsDir())) {
+    if (e.path().filename().string().ends_with("-" + v2.substr(0, 12))) {
+      v2_kept = true;
+      ExpectTreeIs(e.path(), v2);
+      EXPECT_EQ(fs::status(e.path()).permissions() &
+                    (fs::perms::owner_write | fs::perms::group_write |
+                     fs::perms::others_write),
+                fs::perms::none);
+    }
+  }
+  EXPECT_TRUE(v2_kept) << "v2 should be finalized before its verify hook";
+
+  // Restarted with the gate open: v2 is verified by its hook again (it
+  // never passed it), then activated.
+  fs::remove(Gate());
+  StartAgent(config);
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_TRUE(PollUntil([&] { return ActiveIs(v2); }));
+  ExpectCurrentIsExactly(v2);
+  EXPECT_EQ(ReadFile(HooksLog()), "verify v1\nverify v2\nverify v2\n");
+  // v1 is kept as the rollback target, still whole.
+  for (const auto& e : fs::directory_iterator(VersionsDir())) {
+    if (e.path().filename().string().ends_with("-" + v1.substr(0, 12))) {
+      ExpectTreeIs(e.path(), v1);
+    }
+  }
+}
+
+TEST_F(ActivationE2eTest, KillDuringThePostActivateHookLeavesV2Whole) {
+  const fs::path tree = work_ / "tree";
+  MakeV1(tree);
+  StartOrigin();
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string v1 = Publish(tree);
+  ASSERT_EQ(v1.size(), 64u);
+  WriteFile(work_ / "agent.toml",
+            fmt::format("[dataset.\"{}\"]\npost_activate_command = \"{}\"\n",
+                        kDataset, GatedHook()));
+  const std::vector<std::string> config = {"--config",
+                                           (work_ / "agent.toml").string()};
+  StartAgent(config);
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_TRUE(PollUntil([&] { return ActiveIs(v1); }));
+  ASSERT_TRUE(
+      PollUntil([&] { return ReadFile(HooksLog()) == "post_activate v1\n"; }));
+
+  // The hook runs right after `current` moved to v2, and blocks there.
+  WriteFile(Gate(), "");
+  MakeV2(tree);
+  const std::string v2 = Publish(tree);
+  ASSERT_EQ(v2.size(), 64u);
+  ASSERT_TRUE(PollUntil([&] { return fs::exists(Marker()); }))
+      << "the post_activate hook of v2 never started";
+  agent_->Signal(SIGKILL);
+  ASSERT_EQ(agent_->Wait(30s), std::optional<int>(128 + SIGKILL));
+  KillHook();
+  ExpectCurrentIsExactly(v2);
+
+  fs::remove(Gate());
+  StartAgent(config);
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_TRUE(PollUntil([&] { return ActiveIs(v2); }));
+  ExpectCurrentIsExactly(v2);
+}
+
+TEST_F(ActivationE2eTest, VersionOverTheDiskBudgetIsRefusedAndV1Stays) {
+  // v1 is 2.5 MB; v2 adds 3 MB nothing on disk can share: over 4 MiB.
+  const fs::path tree = work_ / "tree";
+  MakeV1(tree);
+  StartOrigin();
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string v1 = Publish(tree);
+  ASSERT_EQ(v1.size(), 64u);
+  StartAgent({"--disk-budget", "4MiB"});
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_TRUE(PollUntil([&] { return ActiveIs(v1); }));
+
+  WriteFile(tree / "big/three.bin", RandomText(1002, 3 << 20));
+  const std::string v2 = Publish(tree);
+  ASSERT_EQ(v2.size(), 64u);
+  std::optional<agent::DatasetStatus> d;
+  ASSERT_TRUE(PollUntil([&] {
+    d = AgentStatus();
+    return d && d->failed && d->failed->root == v2;
+  }));
+  EXPECT_EQ(d->failed->label, "v2");
+  const std::string& reason = d->failed->reason;
+  EXPECT_NE(reason.find(std::string(kDataset) + "@v2: needs "),
+            std::string::npos)
+      << reason;
+  EXPECT_NE(reason.find("but disk_budget is 4.0 MiB (4194304 bytes)"),
+            std::string::npos)
+      << reason;
+  EXPECT_NE(reason.find("kept in v1 (active)"), std::string::npos) << reason;
+  EXPECT_EQ(d->last_error, reason);
+  EXPECT_FALSE(d->staging.has_value());
+  ASSERT_TRUE(d->active.has_value());
+  EXPECT_EQ(d->active->root, v1);
+  EXPECT_NE(agent_->Stderr().find("disk_budget is 4.0 MiB"), std::string::npos)
+      << "not logged";
+
+  // The tracker shows the node as failed on v2, with the reason.
+  json node;
+  ASSERT_TRUE(PollUntil([&] {
+    RunResult r = Fc(
+        {"status", "--tracker", origin_url_, "--dataset", kDataset, "--json"});
+    if (r.exit_code != 0) return false;
+    json j = json::parse(r.out, nullptr, false);
+    if (!j.is_object() || j["datasets"].size() != 1) return false;
+    for (const auto& n : j["datasets"][0]["nodes"]) {
+      if (n["failed"].is_object() && n["failed"]["root"] == v2) {
+        node = n;
+        return true;
+      }
+    }
+    return false;
+  }));
+  EXPECT_NE(node["failed"]["reason"].get<std::string>().find("disk_budget"),
+            std::string::npos)
+      << node.dump();
+  EXPECT_EQ(node["active"]["root"], v1);
+  RunResult text =
+      Fc({"status", "--tracker", origin_url_, "--dataset", kDataset});
+  EXPECT_NE(text.out.find("disk_budget"), std::string::npos) << text.out;
+
+  // v1 untouched; nothing of v2 on disk.
+  ExpectCurrentIsExactly(v1);
+  size_t staged = 0;
+  for (const auto& e : fs::directory_iterator(data_ / kDataset / "staging")) {
+    (void)e;
+    ++staged;
+  }
+  EXPECT_EQ(staged, 0u);
+  size_t versions = 0;
+  for (const auto& e : fs::directory_iterator(VersionsDir())) {
+    (void)e;
+    ++versions;
+  }
+  EXPECT_EQ(versions, 1u);
+}
+
+}  // namespace
+}  // namespace fleetcast::testing

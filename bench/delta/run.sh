@@ -167,7 +167,8 @@ verify_tree() {  # DIR ROOT
 
 # One fleetcast run: fresh store, origin and agents. Sets FC="FULL_LAST
 # FULL_MEDIAN FULL_BUSY UPDATE_LAST UPDATE_MEDIAN UPDATE_BUSY RECV_MAX
-# RECV_MEDIAN FLEET_SENT NEW_BYTES MANIFEST_BYTES V1_DISTINCT_BYTES".
+# RECV_MEDIAN FLEET_SENT NEW_BYTES MANIFEST_BYTES V1_DISTINCT_BYTES" and the
+# update's phases (update_phases).
 run_fleetcast() {
   local i t0 c0 c1 pids=() addrs=() times1 times2 busy1 busy2
   rm -rf "$WORK/store" "$WORK/agents"
@@ -226,6 +227,9 @@ run_fleetcast() {
   done
   egress1=$(metric "$ORIGIN" fleetcast_origin_bytes_sent_total)
   stop "${pids[@]}" "$ORIGIN_PID"
+  local phases
+  phases=$(update_phases "$t0" "$ROOT2" "$WORK"/agents/*.err) ||
+    fail "no update phases in the agents' logs"
   for i in $(seq "$AGENTS"); do
     verify_tree "$WORK/agents/$i/data/$DATASET/current" "$ROOT2"
   done
@@ -238,7 +242,49 @@ run_fleetcast() {
   FC="$(printf '%s\n' "$times1" | sort -g | tail -n1) $(printf '%s\n' "$times1" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') $busy1"
   FC+=" $(printf '%s\n' "$times2" | sort -g | tail -n1) $(printf '%s\n' "$times2" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') $busy2"
   FC+=" $(printf '%s\n' "${recv[@]}" | sort -g | tail -n1) $(printf '%s\n' "${recv[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
-  FC+=" $fleet_sent $new_bytes $manifest_bytes $v1_bytes"
+  FC+=" $fleet_sent $new_bytes $manifest_bytes $v1_bytes $phases"
+}
+
+# From the agents' logs (spdlog, local time), the update's two phases per
+# agent: from the release T0 until the staging of ROOT joined the swarm (the
+# manifest fetched, files hard-linked and kept chunks copied: "N files
+# linked, M chunks (B bytes) copied from kept versions", then "staging LABEL
+# ROOT12"), and from there to "activated" (the new chunks fetched, finalize:
+# fsync, re-hash of what was not hashed in memory, activation). Prints
+# "LOCAL_MEDIAN_S LOCAL_MAX_S REST_MEDIAN_S REST_MAX_S COPIED_BYTES
+# LINKED_FILES" (copied bytes and linked files of the median agent).
+update_phases() {  # T0 ROOT LOG...
+  python3 - "$@" <<'EOF'
+import datetime, re, statistics, sys
+t0, root12 = float(sys.argv[1]), sys.argv[2][:12]
+stamp = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\]")
+copied = re.compile(r"(\d+) files linked, \d+ chunks \((\d+) bytes\) copied from kept")
+local, rest, copies, links = [], [], [], []
+for path in sys.argv[3:]:
+    staged = active = None
+    c = l = 0
+    for line in open(path, errors="replace"):
+        m = stamp.match(line)
+        if not m:
+            continue
+        t = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        if t < t0 - 1:
+            continue
+        if (k := copied.search(line)):
+            l, c = int(k.group(1)), int(k.group(2))
+        elif f" {root12} (" in line and ": staging " in line:
+            staged = t
+        elif line.rstrip().endswith(f" {root12}") and ": activated " in line:
+            active = t
+    if staged is None or active is None:
+        sys.exit(f"{path}: no staging or activation of {root12}")
+    local.append(max(0.0, staged - t0))
+    rest.append(active - staged)
+    copies.append(c)
+    links.append(l)
+print(f"{statistics.median(local):.3f} {max(local):.3f} {statistics.median(rest):.3f} "
+      f"{max(rest):.3f} {statistics.median(copies):.0f} {statistics.median(links):.0f}")
+EOF
 }
 
 # One rsync run: a copy of v1 updated to v2. Sets RS="SECONDS SENT RECEIVED
@@ -284,6 +330,7 @@ for r in $(seq "$REPEAT"); do
   SAMPLES_RS+=("$RS")
   run_fleetcast
   read -r full_last full_med full_busy up_last up_med up_busy recv_max recv_med fleet_sent new_b man_b v1_b <<<"$FC"
+  log "repeat $r/$REPEAT: update phases: local $(echo "$FC" | awk '{print $13 " s median, " $14 " s max"}'), fetch + finalize $(echo "$FC" | awk '{print $15 " s median, " $16 " s max; copied " $17 " bytes, linked " $18 " files"}')"
   log "repeat $r/$REPEAT: $AGENTS agents: v1 in $(printf '%.2f' "$full_last") s (cpu $(printf '%.0f%%' "$(echo "$full_busy * 100" | bc -l)")), v2 update in $(printf '%.2f' "$up_last") s (cpu $(printf '%.0f%%' "$(echo "$up_busy * 100" | bc -l)")); received per agent max $recv_max, fleet sent $fleet_sent; new chunks $new_b + manifest $man_b"
   SAMPLES_FC+=("$FC")
 done
@@ -308,7 +355,9 @@ e = os.environ
 fc_fields = ["full_last_s", "full_median_s", "full_cpu_busy", "update_last_s",
              "update_median_s", "update_cpu_busy", "received_max_bytes",
              "received_median_bytes", "fleet_sent_bytes", "new_chunk_bytes",
-             "manifest_bytes", "v1_distinct_bytes"]
+             "manifest_bytes", "v1_distinct_bytes", "local_phase_median_s",
+             "local_phase_max_s", "fetch_finalize_median_s",
+             "fetch_finalize_max_s", "copied_bytes", "linked_files"]
 rs_fields = ["seconds", "sent_bytes", "received_bytes", "literal_bytes",
              "matched_bytes", "cpu_busy"]
 def samples(text, fields):
@@ -350,6 +399,12 @@ for label, t, busy in [
         (f"update v1 -> v2 (median agent)", F["update_median_s"], F["update_cpu_busy"]),
         ("rsync of one copy v1 -> v2", R["seconds"], R["cpu_busy"])]:
     print(f"{label:<52} {t:>8.2f} {t / F['full_last_s']:>7.3f} {busy * 100:>8.0f}%{flag(busy)}")
+print(f"\nupdate phases per agent (median / max): release -> staging joins the swarm "
+      f"(manifest, {F['linked_files']:.0f} files hard-linked, "
+      f"{F['copied_bytes'] / 2**20:.0f} MiB of kept chunks copied) "
+      f"{F['local_phase_median_s']:.2f} / {F['local_phase_max_s']:.2f} s; "
+      f"-> active (new chunks fetched, finalize) "
+      f"{F['fetch_finalize_median_s']:.2f} / {F['fetch_finalize_max_s']:.2f} s")
 record = {
     "bench": "delta", "date": e["DATE"], "commit": e["COMMIT"],
     "binary_sha256": e["BIN_SHA256"],

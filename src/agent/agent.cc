@@ -955,8 +955,17 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
   // names it (a restart tries again). The active version is untouched.
   // `staging` is the version's open Staging, if any.
   void GiveUp(const std::shared_ptr<Follower>& f, const Digest& root,
-              const std::string& label, const Error& e,
+              const std::string& label, const Error& cause,
               std::shared_ptr<Staging> staging) {
+    // A budget refusal names the version already; a system error names a
+    // file.
+    Error e = cause;
+    if (cause.sys_errno != 0) {
+      e = Error{cause.code, fmt::format("{}@{}", f->dataset, label),
+                fmt::format("the disk is full ({}); staging removed",
+                            cause.ToString()),
+                cause.sys_errno};
+    }
     hub->RemoveSwarm(root);
     if (f->staging && f->staging == staging) f->staging.reset();
     if (f->target && f->target->root == root) f->target.reset();

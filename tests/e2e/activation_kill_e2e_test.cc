@@ -9,7 +9,9 @@
 //    its verify hook finished is verified again before it is activated;
 //  - a disk budget too small for v2: v2 is refused with the error in the
 //    agent's /v1/status and the tracker's `fleetcast status`, v1 stays
-//    active and whole, nothing of v2 is left on disk.
+//    active and whole, nothing of v2 is left on disk;
+//  - a full disk (the agent's data directory on a small tmpfs, in a mount
+//    namespace of its own): the same, with the system's error.
 //
 // The hooks block deterministically on a gate file and say where they are
 // by a marker file; the tests poll files and HTTP status with deadlines,
@@ -209,8 +211,11 @@ class ActivationE2eTest : public ::testing::Test {
   }
 
   // Starts (or restarts) the agent with `extra` arguments after the common
-  // ones.
-  void StartAgent(const std::vector<std::string>& extra) {
+  // ones. With `tmpfs_size`, the agent runs in a mount namespace of its own
+  // (unshare) with a tmpfs of that size as its data directory, seen from
+  // here through /proc/PID/root.
+  void StartAgent(const std::vector<std::string>& extra,
+                  const std::string& tmpfs_size = "") {
     std::vector<std::string> argv = {FLEETCAST_BIN,
                                      "agent",
                                      "--tracker",
@@ -228,6 +233,14 @@ class ActivationE2eTest : public ::testing::Test {
                                      "--announce-interval",
                                      "1"};
     argv.insert(argv.end(), extra.begin(), extra.end());
+    if (!tmpfs_size.empty()) {
+      fs::create_directories(data_);
+      std::string command =
+          fmt::format("mount -t tmpfs -o size={} fleetcast-e2e '{}' && exec",
+                      tmpfs_size, data_.string());
+      for (const auto& a : argv) command += " '" + a + "'";
+      argv = {"unshare", "-rm", "/bin/sh", "-c", command};
+    }
     if (agent_) agent_log_ += agent_->Stderr() + "\n--- restart ---\n";
     agent_ = std::make_unique<BackgroundProcess>(argv);
     ASSERT_TRUE(agent_->started());
@@ -457,6 +470,55 @@ TEST_F(ActivationE2eTest, VersionOverTheDiskBudgetIsRefusedAndV1Stays) {
     ++versions;
   }
   EXPECT_EQ(versions, 1u);
+}
+
+TEST_F(ActivationE2eTest, FullDiskRefusesV2AndKeepsV1) {
+  if (fleetcast::testing::Run({"unshare", "-rm", "/bin/sh", "-c",
+                               "mount -t tmpfs -o size=1m x /mnt"})
+          .exit_code != 0) {
+    GTEST_SKIP() << "unshare -rm cannot mount a tmpfs here";
+  }
+  // v1 (3.2 MB) fits the 6 MiB tmpfs; v2 adds 4 MB.
+  const fs::path tree = work_ / "tree";
+  MakeV1(tree);
+  StartOrigin();
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string v1 = Publish(tree);
+  ASSERT_EQ(v1.size(), 64u);
+  StartAgent({}, "6m");
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_TRUE(PollUntil([&] { return ActiveIs(v1); }));
+
+  WriteFile(tree / "big/huge.bin", RandomText(1003, 4 << 20));
+  const std::string v2 = Publish(tree);
+  ASSERT_EQ(v2.size(), 64u);
+  std::optional<agent::DatasetStatus> d;
+  ASSERT_TRUE(PollUntil([&] {
+    d = AgentStatus();
+    return d && d->failed && d->failed->root == v2;
+  }));
+  EXPECT_NE(
+      d->failed->reason.find(std::string(kDataset) + "@v2: the disk is full ("),
+      std::string::npos)
+      << d->failed->reason;
+  EXPECT_NE(d->failed->reason.find("No space left on device"),
+            std::string::npos)
+      << d->failed->reason;
+  ASSERT_TRUE(d->active.has_value());
+  EXPECT_EQ(d->active->root, v1);
+  EXPECT_FALSE(d->staging.has_value());
+
+  // The agent's view of its data directory: v1 whole, no staging left.
+  const fs::path inside =
+      fs::path(fmt::format("/proc/{}/root", agent_->pid())) /
+      data_.relative_path() / kDataset;
+  ExpectTreeIs(inside / "current", v1);
+  size_t staged = 0;
+  for (const auto& e : fs::directory_iterator(inside / "staging")) {
+    (void)e;
+    ++staged;
+  }
+  EXPECT_EQ(staged, 0u);
 }
 
 }  // namespace

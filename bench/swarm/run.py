@@ -488,6 +488,16 @@ class Fleetcast(System):
                     if sender != mine:
                         cross += v
         res["received_bytes_by_source"] = by_source
+        # Where the bytes above 1 x F go: the origin's repeated sends, the
+        # agents' duplicate receipts and the connections they dropped.
+        res["origin_resent_bytes"] = metric_sum(pm["origin_metrics"], "fleetcast_origin_bytes_resent_total")
+        res["duplicate_bytes"] = sum(metric_sum(t, "fleetcast_bytes_duplicate_total")
+                                     for t in pm["metrics"].values())
+        drops = {}
+        for text in pm["metrics"].values():
+            for labels, v in metric_samples(text, "fleetcast_peer_drops_total"):
+                drops[labels.get("reason", "?")] = drops.get(labels.get("reason", "?"), 0) + v
+        res["peer_drops"] = drops
         if self.ctx.zones:
             res["cross_zone_bytes"] = cross
             res["cross_zone_min_bytes"] = (self.ctx.zones - 1) * self.ctx.bytes
@@ -1185,6 +1195,10 @@ def describe(rec):
     s += f" (uplink busy {rec['origin_link_utilization'] * 100:.0f}% until the last node)"
     if "cross_zone_over_min" in rec:
         s += f", cross-zone {rec['cross_zone_bytes'] / 2**20:.0f} MiB = {rec['cross_zone_over_min']:.2f} x (Z-1)F"
+    if "origin_resent_bytes" in rec:
+        s += (f", origin resent {rec['origin_resent_bytes'] / 2**20:.1f} MiB"
+              f", agents' duplicates {rec['duplicate_bytes'] / 2**20:.1f} MiB"
+              f", drops {rec['peer_drops'] or 'none'}")
     if "node_ratio_max_unchecked" in rec:
         s += f", max node t/(F/B_node) {rec['node_ratio_max_unchecked']:.2f}"
     if rec.get("nonzero_exits"):

@@ -218,8 +218,14 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
           .Increment(b);
       m->chunks_verified().Increment();
     };
-    ho.observer.chunk_sent = [m](uint64_t bytes) {
+    ho.observer.chunk_sent = [m](uint64_t bytes, bool) {
       m->bytes_sent().Increment(static_cast<double>(bytes));
+    };
+    ho.observer.chunk_duplicate = [m](uint64_t bytes) {
+      m->bytes_duplicate().Increment(static_cast<double>(bytes));
+    };
+    ho.observer.peer_dropped = [m](std::string_view reason) {
+      m->peer_drops(reason).Increment();
     };
     ho.observer.hash_mismatch = [m] { m->chunk_hash_mismatches().Increment(); };
     ho.observer.peer_banned = [m] { m->peer_bans().Increment(); };

@@ -8,6 +8,7 @@ SuperSeeder::SuperSeeder(uint32_t chunk_count, Rng& rng,
                          SuperSeedOptions options)
     : options_(options),
       sent_(chunk_count, 0),
+      last_sent_(chunk_count, 0),
       holders_(chunk_count, 0),
       offered_(chunk_count, 0),
       outstanding_(chunk_count, 0),
@@ -84,15 +85,21 @@ bool SuperSeeder::NextFor(const PeerState& p, ChunkIndex& out) {
   }
   // 3. The least-replicated chunk the peer lacks and nobody else is
   // offered, scanning from a cursor; a chunk without holders cannot be
-  // beaten, so the scan stops there.
+  // beaten, so the scan stops there. A chunk sent within the last
+  // peers x window sends is skipped: its receiver's HAVE may not have
+  // reached the others yet, so they would fetch from us a copy they are
+  // about to find next door (in the testbed such offers made up most of
+  // the origin's repeated egress).
   size_t n = sent_.size();
   size_t best = n;
+  uint64_t lag = uint64_t(peers_.size()) * options_.window;
   for (size_t k = 0; k < n; ++k) {
     size_t i = cursor_;
     cursor_ = (cursor_ + 1) % n;
     if (outstanding_[i] > 0 || !Candidate(p, static_cast<ChunkIndex>(i))) {
       continue;
     }
+    if (sent_[i] > 0 && total_sent_ - last_sent_[i] < lag) continue;
     if (best == n || holders_[i] < holders_[best]) best = i;
     if (holders_[best] == 0) break;
   }
@@ -158,6 +165,7 @@ std::vector<Offer> SuperSeeder::OnSent(PeerId peer, ChunkIndex index) {
   if (index >= chunk_count()) return out;
   ++sent_[index];
   ++total_sent_;
+  last_sent_[index] = total_sent_;
   offered_[index] = 1;
   auto it = peers_.find(peer);
   if (it == peers_.end()) return out;

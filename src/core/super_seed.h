@@ -15,7 +15,9 @@
 //     a fresh chunk some peer already holds (dedup from an older version)
 //     is skipped for good;
 //  3. once every chunk was offered: the least-replicated chunk the peer
-//     lacks (fewest connected holders) that is not on offer to another peer.
+//     lacks (fewest connected holders) that is not on offer to another peer
+//     and was not among our last peers x window sends (its receiver's HAVE
+//     may still be on its way to the others: a logical clock, no timer).
 // While fresh chunks remain, no chunk is offered twice, except to recover.
 // A peer's window refills as it downloads (OnSent) or gets an offered chunk
 // elsewhere (OnPeerHave). The origin still serves any REQUEST it receives:
@@ -37,7 +39,7 @@
 // - Phase 3 scans for the least-replicated chunk: O(chunks) per offer in
 //   the worst case; it runs only after the first copy of everything is out.
 //
-// Memory: 9 bytes per chunk plus one bitset per connected peer (the origin
+// Memory: 17 bytes per chunk plus one bitset per connected peer (the origin
 // bounds its connections).
 //
 // Thread-safety: none; owned by the origin's event loop for the version.
@@ -107,6 +109,7 @@ class SuperSeeder {
 
   SuperSeedOptions options_;
   std::vector<uint32_t> sent_;         // times sent by us
+  std::vector<uint64_t> last_sent_;    // total_sent_ after its last send
   std::vector<uint32_t> holders_;      // connected peers holding it
   std::vector<uint8_t> offered_;       // ever offered (or found held)
   std::vector<uint16_t> outstanding_;  // windows it is in

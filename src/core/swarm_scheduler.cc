@@ -199,6 +199,14 @@ TimePoint SwarmScheduler::TimeoutAt(const PeerState& p) const {
   auto d = FromSeconds(options_.timeout_multiplier * head / rate);
   d = std::clamp<std::chrono::steady_clock::duration>(d, options_.timeout_floor,
                                                       options_.timeout_max);
+  // Each timeout in a row doubles the next one (as TCP's RTO backs off): a
+  // peer that is slow rather than gone, or whose rate we have not measured
+  // yet, gets the time it needs instead of a disconnect.
+  for (uint32_t k = 0; k < p.consecutive_timeouts && d < options_.timeout_max;
+       ++k) {
+    d = std::min<std::chrono::steady_clock::duration>(2 * d,
+                                                      options_.timeout_max);
+  }
   return p.progress_ref + d;
 }
 
@@ -236,15 +244,31 @@ void SwarmScheduler::Fill(PeerState& p, TimePoint now, SwarmActions& out) {
   if (picker_->Complete() || now < p.backoff_until) return;
   uint64_t cap = EffectiveWindow(p);
   if (p.in_flight_bytes >= cap) return;
-  ChunkFilter filter;
-  if (options_.prefer_tiers && p.tier == 1) {
-    if (Sharing()) UpdateZoneShare();
-    filter = [this, now](ChunkIndex i) { return CrossZoneAllowed(i, now); };
-  } else if (options_.prefer_tiers && p.tier == 2) {
-    filter = [this](ChunkIndex i) {
+  if (options_.prefer_tiers && p.tier == 1 && Sharing()) UpdateZoneShare();
+  // The picker offers a chunk already in flight only in end-game; it gets a
+  // second requester only once its request is late (EndGameLate).
+  bool late_built = false;
+  ChunkFilter filter = [&](ChunkIndex i) {
+    if (picker_->RequestersOf(i) > 0) {
+      if (!late_built) {
+        BuildLateTimes();
+        late_built = true;
+      }
+      auto it = late_at_.find(i);
+      if (it != late_at_.end() && now < it->second) {
+        if (!endgame_recheck_ || it->second < *endgame_recheck_) {
+          endgame_recheck_ = it->second;
+        }
+        return false;
+      }
+    }
+    if (!options_.prefer_tiers) return true;
+    if (p.tier == 1) return CrossZoneAllowed(i, now);
+    if (p.tier == 2) {
       return tier_holders_[0][i] == 0 && tier_holders_[1][i] == 0;
-    };
-  }
+    }
+    return true;
+  };
   std::vector<ChunkIndex> batch;
   while (p.in_flight_bytes < cap && batch.size() < options_.max_request_batch) {
     uint64_t space = cap - p.in_flight_bytes;
@@ -266,6 +290,25 @@ void SwarmScheduler::Fill(PeerState& p, TimePoint now, SwarmActions& out) {
   }
   if (!batch.empty()) {
     out.push_back(RequestAction{p.info.id, std::move(batch)});
+  }
+}
+
+// When each chunk in flight is late: its peer had time for twice the bytes
+// queued up to and including it, at the peer's measured rate, since its
+// last delivery. Until then an end-game duplicate would most likely arrive
+// second and waste a chunk of download (in the testbed the unconditional
+// end-game cost ~9% of every node's bytes).
+void SwarmScheduler::BuildLateTimes() {
+  late_at_.clear();
+  for (const auto& [id, p] : peers_) {
+    double rate = p.rate > 0 ? p.rate : options_.assumed_rate_bytes_per_s;
+    uint64_t ahead = 0;
+    for (const Request& r : p.in_flight) {
+      ahead += r.bytes;
+      TimePoint late = p.progress_ref + FromSeconds(2.0 * double(ahead) / rate);
+      auto [it, fresh] = late_at_.try_emplace(r.index, late);
+      if (!fresh && late < it->second) it->second = late;
+    }
   }
 }
 
@@ -437,6 +480,7 @@ SwarmActions SwarmScheduler::OnTick(TimePoint now) {
   SwarmActions out;
   std::erase_if(bans_, [&](const auto& b) { return b.second <= now; });
   if (share_recheck_ && *share_recheck_ <= now) share_recheck_.reset();
+  if (endgame_recheck_ && *endgame_recheck_ <= now) endgame_recheck_.reset();
   std::vector<PeerId> timed_out;
   for (auto& [id, p] : peers_) {
     if (p.backoff_until <= now) p.backoff_until = TimePoint{};
@@ -446,23 +490,36 @@ SwarmActions SwarmScheduler::OnTick(TimePoint now) {
     PeerState& p = peers_.at(id);
     ++stats_.timeouts;
     ++p.consecutive_timeouts;
-    if (p.consecutive_timeouts >= options_.max_consecutive_timeouts) {
+    // The origin is never dropped for being slow: it alone has the chunks
+    // nobody else has, and a reconnect makes it think the chunks it sent us
+    // are lost (super_seed.h). A dead connection is the link's business.
+    if (p.consecutive_timeouts >= options_.max_consecutive_timeouts &&
+        !p.info.is_origin) {
       Forget(id, now);
       out.push_back(DisconnectAction{id, DisconnectReason::kUnresponsive});
       continue;
     }
+    // Requests for chunks somebody else holds move elsewhere; the rest stay:
+    // asking the same peer again would only make it send the chunk twice
+    // (the one in progress is sent anyway).
     CancelAction cancel{id, {}};
+    std::vector<Request> kept;
     for (const Request& r : p.in_flight) {
-      cancel.indices.push_back(r.index);
-      picker_->Release(id, r.index);
+      if (picker_->Availability(r.index) > 1) {
+        cancel.indices.push_back(r.index);
+        picker_->Release(id, r.index);
+      } else {
+        kept.push_back(r);
+      }
     }
-    p.in_flight.clear();
+    p.in_flight = std::move(kept);
     p.in_flight_bytes = 0;
+    for (const Request& r : p.in_flight) p.in_flight_bytes += r.bytes;
     p.slow_start = false;
     p.window = std::max(double(options_.min_window_bytes), p.window / 2);
     p.rate /= 2;
     p.progress_ref = now;
-    out.push_back(std::move(cancel));
+    if (!cancel.indices.empty()) out.push_back(std::move(cancel));
   }
   if (!timed_out.empty()) UpdateMedianRate();
   FillAll(now, out);
@@ -479,6 +536,7 @@ std::optional<TimePoint> SwarmScheduler::NextDeadline() const {
     if (p.backoff_until != TimePoint{}) consider(p.backoff_until);
   }
   if (share_recheck_) consider(*share_recheck_);
+  if (endgame_recheck_) consider(*endgame_recheck_);
   return next;
 }
 

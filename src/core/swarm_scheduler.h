@@ -14,7 +14,9 @@
 //
 // Policy in short:
 // - What: rarest-first with random tie-break, end-game duplicates at the
-//   end (piece_picker.h).
+//   end (piece_picker.h) — a chunk gets a second requester only once its
+//   request is late: its peer had time for twice the bytes queued up to it
+//   at its measured rate since its last delivery.
 // - From whom: peers fall in three tiers — same-zone agents, other-zone
 //   agents, the origin. A chunk is requested from a tier only when no
 //   connected peer of a better tier holds it, so cross-zone traffic and
@@ -40,8 +42,12 @@
 // - Timeouts: a peer with requests in flight must deliver something within
 //   clamp(timeout_multiplier x chunk / throughput, timeout_floor,
 //   timeout_max) of its last delivery (or of the oldest request's send
-//   time). Otherwise all its requests are cancelled and re-queued, its window
-//   halves, and after max_consecutive_timeouts it is disconnected.
+//   time), doubled for each timeout in a row. Otherwise its requests for
+//   chunks another peer holds are cancelled and re-queued (the others stay:
+//   asking it again would only get them sent twice), its window halves, and
+//   after
+//   max_consecutive_timeouts it is disconnected — unless it is the origin,
+//   which is only backed off (it alone has the chunks nobody else has).
 // - A chunk whose hash does not match bans its sender for ban_duration.
 //
 // Thread-safety: none; owned by one event loop. Preconditions: PeerIds are
@@ -56,6 +62,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -249,6 +256,7 @@ class SwarmScheduler {
     return options_.self_id != 0 && options_.prefer_tiers;
   }
   void UpdateZoneShare();
+  void BuildLateTimes();
   // Whether a tier-1 (other-zone) peer may be asked for chunk i now.
   bool CrossZoneAllowed(ChunkIndex i, TimePoint now);
 
@@ -270,6 +278,10 @@ class SwarmScheduler {
   std::vector<bool> deferred_;  // counted in cross_zone_deferred already
   // The earliest end of a cross-zone wait that kept a chunk back.
   std::optional<TimePoint> share_recheck_;
+  // End-game: when each chunk in flight becomes late (BuildLateTimes), and
+  // the earliest such time that kept a duplicate back.
+  std::unordered_map<ChunkIndex, TimePoint> late_at_;
+  std::optional<TimePoint> endgame_recheck_;
   SwarmStats stats_;
   double median_rate_ = 0;  // of peers with a sample; 0 with fewer than 3
 };

@@ -148,6 +148,17 @@ std::vector<T> ActionsOf(const std::vector<SwarmAction>& log) {
 
 constexpr uint32_t kLen = 256 << 10;
 
+// Indices requested from `peer` in these actions.
+std::set<ChunkIndex> RequestedFrom(const SwarmActions& actions, PeerId peer) {
+  std::set<ChunkIndex> out;
+  for (const auto& a : actions) {
+    if (auto* r = std::get_if<RequestAction>(&a); r && r->peer == peer) {
+      out.insert(r->indices.begin(), r->indices.end());
+    }
+  }
+  return out;
+}
+
 TEST(SwarmSchedulerTest, CompletesFromSameZoneSeedNotOthers) {
   Sim sim(200, kLen, 1);
   sim.Add(Peer(1, /*same_zone=*/true, false, 10e6));
@@ -236,11 +247,11 @@ TEST(SwarmSchedulerTest, SilentPeerTimesOutAndOthersServe) {
   SimPeer silent = Peer(1, true, false, 50e6);
   silent.silent = true;
   sim.Add(silent);
-  sim.Add(Peer(2, true, false, 2e6));  // ~13 s for everything
+  sim.Add(Peer(2, true, false, 1e6));  // ~26 s for everything
   sim.Run();
   ASSERT_TRUE(sim.sched().Complete());
   const SwarmStats& s = sim.sched().stats();
-  EXPECT_EQ(s.timeouts, 3u);  // then it is disconnected
+  EXPECT_EQ(s.timeouts, 3u);  // after 2 + 4 + 8 s; then it is disconnected
   EXPECT_EQ(s.chunks_verified, 100u);
   bool cancelled = false;
   for (const auto& c : ActionsOf<CancelAction>(sim.log)) {
@@ -252,6 +263,55 @@ TEST(SwarmSchedulerTest, SilentPeerTimesOutAndOthersServe) {
   EXPECT_EQ(disconnects[0],
             (DisconnectAction{1, DisconnectReason::kUnresponsive}));
   EXPECT_FALSE(sim.sched().Peer(1).has_value());
+}
+
+// The origin is backed off, never dropped: each timeout in a row doubles
+// the next (2, 4, 8, 16 s from the last progress). Its requests stay: no
+// one else holds those chunks, and asking again would get them sent twice.
+TEST(SwarmSchedulerTest, SilentOriginIsBackedOffNotDisconnected) {
+  const uint32_t n = 8;
+  auto lengths = std::make_shared<std::vector<uint32_t>>(n, kLen);
+  Rng rng(7);
+  SwarmScheduler s(lengths, ChunkBitset(), rng);
+  s.AddPeer({1, "", false, true}, kT0);
+  auto asked = RequestedFrom(s.OnBitfield(1, ChunkBitset(n, true), kT0), 1);
+  ASSERT_FALSE(asked.empty());
+  TimePoint t = kT0;
+  for (auto gap : {2s, 4s, 8s, 16s, 32s}) {
+    ASSERT_EQ(s.NextDeadline(), t + gap);
+    t += gap;
+    std::vector<SwarmAction> actions;
+    for (auto& a : s.OnTick(t)) actions.push_back(a);
+    EXPECT_TRUE(ActionsOf<DisconnectAction>(actions).empty());
+    EXPECT_TRUE(ActionsOf<CancelAction>(actions).empty());
+    EXPECT_EQ(s.Peer(1)->in_flight_count, asked.size());
+  }
+  EXPECT_EQ(s.stats().timeouts, 5u);
+}
+
+// On a timeout only the chunks another peer holds move to it.
+TEST(SwarmSchedulerTest, TimeoutMovesOnlyChunksOthersHold) {
+  const uint32_t n = 8;
+  auto lengths = std::make_shared<std::vector<uint32_t>>(n, kLen);
+  Rng rng(9);
+  SwarmSchedulerOptions o;
+  o.initial_window_bytes = n * kLen;
+  SwarmScheduler s(lengths, ChunkBitset(), rng, o);
+  s.AddPeer({1, "", true, false}, kT0);
+  auto asked = RequestedFrom(s.OnBitfield(1, ChunkBitset(n, true), kT0), 1);
+  ASSERT_EQ(asked.size(), n);
+  ChunkBitset half(n);
+  for (ChunkIndex i = 0; i < n; i += 2) half.Set(i);
+  s.AddPeer({2, "", true, false}, kT0);
+  s.OnBitfield(2, half, kT0);
+  std::vector<SwarmAction> actions;
+  for (auto& a : s.OnTick(kT0 + 2s)) actions.push_back(a);
+  auto cancels = ActionsOf<CancelAction>(actions);
+  ASSERT_EQ(cancels.size(), 1u);
+  EXPECT_EQ(cancels[0].indices.size(), n / 2);
+  for (ChunkIndex i : cancels[0].indices) EXPECT_EQ(i % 2, 0u);
+  EXPECT_EQ(RequestedFrom(actions, 2).size(), n / 2);
+  EXPECT_EQ(s.Peer(1)->in_flight_count, n / 2);
 }
 
 TEST(SwarmSchedulerTest, EndGameRescuesChunksStuckAtSilentPeer) {
@@ -304,6 +364,19 @@ TEST(SwarmSchedulerTest, EndGameDuplicatesAndCancelsSlowPeer) {
   double took_s = std::chrono::duration<double>(sim.now() - kT0).count();
   EXPECT_LT(took_s, 100.0 * kLen / 50e6 + 0.5);
   EXPECT_EQ(sim.sched().stats().timeouts, 0u);
+}
+
+// Peers that deliver on schedule get no end-game duplicates: a duplicate
+// would only arrive second and waste download bytes.
+TEST(SwarmSchedulerTest, NoEndGameDuplicatesWhilePeersAreOnSchedule) {
+  Sim sim(200, kLen, 8);
+  sim.Add(Peer(1, true, false, 20e6));
+  sim.Add(Peer(2, true, false, 20e6));
+  sim.Add(Peer(3, true, false, 18e6));
+  sim.Run();
+  ASSERT_TRUE(sim.sched().Complete());
+  EXPECT_EQ(sim.sched().stats().bytes_duplicate, 0u);
+  EXPECT_TRUE(ActionsOf<CancelAction>(sim.log).empty());
 }
 
 TEST(SwarmSchedulerTest, SameSeedSameDecisions) {
@@ -375,17 +448,6 @@ TEST(SwarmSchedulerTest, LocalChunksAreNeverRequested) {
   }
   auto a = s.OnLocalChunk(1, kT0);
   EXPECT_EQ(a.back(), SwarmAction(HaveAction{{1}}));
-}
-
-// Indices requested from `peer` in these actions.
-std::set<ChunkIndex> RequestedFrom(const SwarmActions& actions, PeerId peer) {
-  std::set<ChunkIndex> out;
-  for (const auto& a : actions) {
-    if (auto* r = std::get_if<RequestAction>(&a); r && r->peer == peer) {
-      out.insert(r->indices.begin(), r->indices.end());
-    }
-  }
-  return out;
 }
 
 SwarmSchedulerOptions ShareOptions(PeerId self) {

@@ -12,6 +12,9 @@ AgentMetrics::AgentMetrics(std::shared_ptr<prometheus::Registry> registry)
       received_by_zone_(
           AddCounter(*registry_, "fleetcast_bytes_received_by_zone_total",
                      "Verified chunk bytes received, by the sender's zone.")),
+      peer_drops_(AddCounter(*registry_, "fleetcast_peer_drops_total",
+                             "Peer connections closed because of the peer, "
+                             "by reason.")),
       active_info_(AddGauge(*registry_, "fleetcast_version_active_info",
                             "The active version of each dataset (value 1).")),
       staging_progress_(AddGauge(
@@ -38,10 +41,19 @@ AgentMetrics::AgentMetrics(std::shared_ptr<prometheus::Registry> registry)
                              "Peers banned for a bad chunk or a protocol "
                              "violation.")
                       .Add({})),
+      bytes_duplicate_(&AddCounter(*registry_,
+                                   "fleetcast_bytes_duplicate_total",
+                                   "Chunk bytes received that were already "
+                                   "held (end-game duplicates).")
+                            .Add({})),
       peers_connected_(&AddGauge(*registry_, "fleetcast_peers_connected",
                                  "Open peer connections.")
                             .Add({})),
       http_(*registry_) {}
+
+prometheus::Counter& AgentMetrics::peer_drops(std::string_view reason) {
+  return peer_drops_.Add({{"reason", std::string(reason)}});
+}
 
 prometheus::Counter& AgentMetrics::bytes_received_by_zone(
     const std::string& zone) {
@@ -87,6 +99,11 @@ OriginMetrics::OriginMetrics(std::shared_ptr<prometheus::Registry> registry)
       chunks_sent_(&AddCounter(*registry_, "fleetcast_origin_chunks_sent_total",
                                "Chunks sent by the origin, both protocols.")
                         .Add({})),
+      bytes_resent_(&AddCounter(*registry_,
+                                "fleetcast_origin_bytes_resent_total",
+                                "Peer-protocol chunk bytes sent again after "
+                                "a first copy of the chunk went out.")
+                         .Add({})),
       http_(*registry_) {
   CounterFamily& sent =
       AddCounter(*registry_, "fleetcast_origin_bytes_sent_total",

@@ -23,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "obs/metrics.h"
 
@@ -63,6 +64,12 @@ class AgentMetrics {
   prometheus::Counter& chunk_hash_mismatches() { return *hash_mismatch_; }
   // fleetcast_peer_bans_total: peers banned (bad chunk, protocol error).
   prometheus::Counter& peer_bans() { return *peer_bans_; }
+  // fleetcast_bytes_duplicate_total: chunk bytes received that were
+  // already held (end-game duplicates, late answers to cancelled requests).
+  prometheus::Counter& bytes_duplicate() { return *bytes_duplicate_; }
+  // fleetcast_peer_drops_total{reason}: connections we closed because of
+  // the peer ("unresponsive", "corrupt-chunk", "banned", "protocol-error").
+  prometheus::Counter& peer_drops(std::string_view reason);
   // fleetcast_peers_connected: open peer connections, all datasets.
   prometheus::Gauge& peers_connected() { return *peers_connected_; }
   // fleetcast_http_requests_total{code} and the latency histogram.
@@ -85,6 +92,7 @@ class AgentMetrics {
   std::shared_ptr<prometheus::Registry> registry_;
   CounterFamily& received_;
   CounterFamily& received_by_zone_;
+  CounterFamily& peer_drops_;
   GaugeFamily& active_info_;
   GaugeFamily& staging_progress_;
   GaugeFamily& disk_free_;
@@ -94,6 +102,7 @@ class AgentMetrics {
   prometheus::Counter* chunks_verified_;
   prometheus::Counter* hash_mismatch_;
   prometheus::Counter* peer_bans_;
+  prometheus::Counter* bytes_duplicate_;
   prometheus::Gauge* peers_connected_;
   HttpMetrics http_;
 
@@ -126,6 +135,11 @@ class OriginMetrics {
   }
   // fleetcast_origin_chunks_sent_total: chunks sent, both protocols.
   prometheus::Counter& chunks_sent() { return *chunks_sent_; }
+  // fleetcast_origin_bytes_resent_total: peer-protocol chunk bytes of a
+  // version sent again after a first copy had gone out (super-seed
+  // recovery, agents asking the origin for what it sent before): the part
+  // of the egress above 1 x the version.
+  prometheus::Counter& bytes_resent() { return *bytes_resent_; }
   // fleetcast_http_requests_total{code} and the latency histogram.
   HttpMetrics& http() { return http_; }
 
@@ -134,6 +148,7 @@ class OriginMetrics {
   prometheus::Counter* sent_peer_;
   prometheus::Counter* sent_http_;
   prometheus::Counter* chunks_sent_;
+  prometheus::Counter* bytes_resent_;
   HttpMetrics http_;
 };
 

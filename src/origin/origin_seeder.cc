@@ -35,10 +35,11 @@ Result<std::unique_ptr<OriginSeeder>> OriginSeeder::Attach(
   hub.shared_up_limiter = origin.up_limiter();
   hub.rng_seed = options.rng_seed;
   obs::OriginMetrics* metrics = &origin.metrics();
-  hub.observer.chunk_sent = [metrics](uint64_t bytes) {
+  hub.observer.chunk_sent = [metrics](uint64_t bytes, bool again) {
     metrics->bytes_sent(obs::OriginProtocol::kPeer)
         .Increment(static_cast<double>(bytes));
     metrics->chunks_sent().Increment();
+    if (again) metrics->bytes_resent().Increment(static_cast<double>(bytes));
   };
   seeder->hub_ = std::make_unique<swarm::PeerHub>(runtime, std::move(hub));
   origin.SetPeerHandler(seeder->hub_->AcceptHandler());

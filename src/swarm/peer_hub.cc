@@ -740,6 +740,7 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
       }
     } else {
       counters.bytes_duplicate.fetch_add(len);
+      if (opts.observer.chunk_duplicate) opts.observer.chunk_duplicate(len);
     }
     if (s->sched) Apply(*s, s->sched->OnChunkVerified(index, c->id, len, now));
     CheckComplete(*s);
@@ -763,6 +764,8 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
   void Handle(const std::shared_ptr<Conn>& c, Closed& e) {
     if (e.error && e.error->code == ErrorCode::kPeerProtocol) {
       counters.protocol_violations.fetch_add(1);
+      if (opts.observer.peer_dropped)
+        opts.observer.peer_dropped("protocol-error");
       Ban(c, Now());
       spdlog::warn("peer {}: {}", c->link->remote_address, e.error->ToString());
     }
@@ -825,10 +828,14 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
     if (ok) {
       uint64_t len = (*s.lengths)[index];
       counters.bytes_sent.fetch_add(len);
-      if (opts.observer.chunk_sent) opts.observer.chunk_sent(len);
       counters.chunks_sent.fetch_add(1);
       s.bytes_up += len;
-      if (s.seeder) SendOffers(s, s.seeder->OnSent(peer, index));
+      bool again = false;
+      if (s.seeder) {
+        SendOffers(s, s.seeder->OnSent(peer, index));
+        again = s.seeder->SentCount(index) > 1;
+      }
+      if (opts.observer.chunk_sent) opts.observer.chunk_sent(len, again);
     }
     if (auto next = s.upload.OnSent()) {
       StartUpload(s.spec.root, next->peer, next->index);
@@ -873,6 +880,9 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
         if (d->reason == DisconnectReason::kCorruptChunk &&
             !Banned(c->id, now)) {
           Ban(c, now);
+        }
+        if (opts.observer.peer_dropped) {
+          opts.observer.peer_dropped(DisconnectReasonName(d->reason));
         }
         c->link->Close(GoodbyeReason::kProtocolError,
                        std::string(DisconnectReasonName(d->reason)));

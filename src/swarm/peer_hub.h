@@ -83,8 +83,16 @@ struct PeerHubObserver {
   // origin); duplicates are not reported.
   std::function<void(bool from_origin, const std::string& zone, uint64_t bytes)>
       chunk_received;
-  // A chunk of `bytes` was fully written to a peer's connection.
-  std::function<void(uint64_t bytes)> chunk_sent;
+  // A chunk of `bytes` arrived that we already held (end-game or a late
+  // answer to a cancelled request).
+  std::function<void(uint64_t bytes)> chunk_duplicate;
+  // A chunk of `bytes` was fully written to a peer's connection; `again`:
+  // this super-seeding swarm had sent it before (the origin's duplicate
+  // egress).
+  std::function<void(uint64_t bytes, bool again)> chunk_sent;
+  // We closed a connection because of what the peer did or did not do:
+  // "unresponsive", "corrupt-chunk", "banned", "protocol-error".
+  std::function<void(std::string_view reason)> peer_dropped;
   std::function<void()> hash_mismatch;
   std::function<void()> peer_banned;
   // Open connections of the process changed to `count`.

@@ -9,7 +9,8 @@
 #     full distribution). Then v2 is published and released: the time from
 #     the release until every agent runs v2 (the update), and per agent the
 #     bytes it received (fleetcast_bytes_received_total: verified chunk
-#     bytes, each chunk once) and the bytes the whole fleet sent during the
+#     bytes, each chunk once, plus fleetcast_bytes_duplicate_total: chunks
+#     that arrived again) and the bytes the whole fleet sent during the
 #     update (the origin's fleetcast_origin_bytes_sent_total plus every
 #     agent's fleetcast_bytes_sent_total: duplicates included) divided by N.
 #     Every agent's tree is checked with `fleetcast verify` (outside the
@@ -167,8 +168,8 @@ verify_tree() {  # DIR ROOT
 
 # One fleetcast run: fresh store, origin and agents. Sets FC="FULL_LAST
 # FULL_MEDIAN FULL_BUSY UPDATE_LAST UPDATE_MEDIAN UPDATE_BUSY RECV_MAX
-# RECV_MEDIAN FLEET_SENT NEW_BYTES MANIFEST_BYTES V1_DISTINCT_BYTES" and the
-# update's phases (update_phases).
+# RECV_MEDIAN FLEET_SENT NEW_BYTES MANIFEST_BYTES V1_DISTINCT_BYTES", the
+# update's phases (update_phases) and DUPLICATE_MAX (received twice).
 run_fleetcast() {
   local i t0 c0 c1 pids=() addrs=() times1 times2 busy1 busy2
   rm -rf "$WORK/store" "$WORK/agents"
@@ -205,9 +206,10 @@ run_fleetcast() {
   c1=$(cpu_snap); busy1=$(cpu_busy "$c0" "$c1")
 
   # Counters before the update.
-  local recv0=() sent0=0 egress0 a
+  local recv0=() dup0=() sent0=0 egress0 a
   for a in "${addrs[@]}"; do
     recv0+=("$(metric "$a" fleetcast_bytes_received_total)")
+    dup0+=("$(metric "$a" fleetcast_bytes_duplicate_total)")
     sent0=$((sent0 + $(metric "$a" fleetcast_bytes_sent_total)))
   done
   egress0=$(metric "$ORIGIN" fleetcast_origin_bytes_sent_total)
@@ -220,9 +222,12 @@ run_fleetcast() {
   times2=$(wait_active "$t0" "$ROOT2" "${addrs[@]}") || fail "v2: see $WORK/agents/*.err"
   c1=$(cpu_snap); busy2=$(cpu_busy "$c0" "$c1")
 
-  local recv=() sent1=0 egress1
+  # Received: verified chunk bytes plus the chunks that arrived twice.
+  local recv=() dup=() d sent1=0 egress1
   for i in "${!addrs[@]}"; do
-    recv+=("$(($(metric "${addrs[$i]}" fleetcast_bytes_received_total) - recv0[i]))")
+    d=$(($(metric "${addrs[$i]}" fleetcast_bytes_duplicate_total) - dup0[i]))
+    dup+=("$d")
+    recv+=("$(($(metric "${addrs[$i]}" fleetcast_bytes_received_total) - recv0[i] + d))")
     sent1=$((sent1 + $(metric "${addrs[$i]}" fleetcast_bytes_sent_total)))
   done
   egress1=$(metric "$ORIGIN" fleetcast_origin_bytes_sent_total)
@@ -243,6 +248,7 @@ run_fleetcast() {
   FC+=" $(printf '%s\n' "$times2" | sort -g | tail -n1) $(printf '%s\n' "$times2" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') $busy2"
   FC+=" $(printf '%s\n' "${recv[@]}" | sort -g | tail -n1) $(printf '%s\n' "${recv[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
   FC+=" $fleet_sent $new_bytes $manifest_bytes $v1_bytes $phases"
+  FC+=" $(printf '%s\n' "${dup[@]}" | sort -g | tail -n1)"
 }
 
 # From the agents' logs (spdlog, local time), the update's two phases per
@@ -357,7 +363,8 @@ fc_fields = ["full_last_s", "full_median_s", "full_cpu_busy", "update_last_s",
              "received_median_bytes", "fleet_sent_bytes", "new_chunk_bytes",
              "manifest_bytes", "v1_distinct_bytes", "local_phase_median_s",
              "local_phase_max_s", "fetch_finalize_median_s",
-             "fetch_finalize_max_s", "copied_bytes", "linked_files"]
+             "fetch_finalize_max_s", "copied_bytes", "linked_files",
+             "duplicate_max_bytes"]
 rs_fields = ["seconds", "sent_bytes", "received_bytes", "literal_bytes",
              "matched_bytes", "cpu_busy"]
 def samples(text, fields):
@@ -378,7 +385,8 @@ rsync_moved = R["sent_bytes"] + R["received_bytes"]
 rows = [
     ("the edit (edited + inserted + added)", changed),
     ("chunks new in v2 + manifest", new),
-    ("fleetcast: received by one agent (max)", F["received_max_bytes"]),
+    ("fleetcast: received by one agent (max, incl. twice)", F["received_max_bytes"]),
+    ("  of which received twice (max)", F["duplicate_max_bytes"]),
     ("fleetcast: sent by the fleet / N (incl. duplicates)", per_node_sent),
     ("rsync --no-whole-file: sent + received", rsync_moved),
     ("rsync: literal data", R["literal_bytes"]),
@@ -418,6 +426,7 @@ record = {
     "per_node_bytes": {
         "changed": changed, "new_chunks_plus_manifest": new,
         "fleetcast_received_max": F["received_max_bytes"],
+        "fleetcast_received_twice_max": F["duplicate_max_bytes"],
         "fleetcast_fleet_sent_per_node": per_node_sent,
         "rsync_sent_plus_received": rsync_moved,
         "rsync_literal": R["literal_bytes"]},

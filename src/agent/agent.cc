@@ -978,18 +978,40 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     f->failed_root = root;
     f->failed_label = label;
     f->failure = e.ToString();
-    VersionStore* s = store.get();
-    std::string dataset = f->dataset;
-    // On the sync thread, after any checkpoint of it queued there.
-    rt.PostToSync([s, dataset, root, staging = std::move(staging)]() mutable {
-      staging.reset();
-      if (auto st = s->DiscardStaging(dataset, root); !st) {
-        spdlog::warn("{}: removing the staging of {}: {}", dataset,
-                     root.ShortHex(), st.error().ToString());
-      }
-    });
+    // Dropped on the sync thread, after any checkpoint of it queued there.
+    rt.PostToSync(
+        [staging = std::move(staging)]() mutable { staging.reset(); });
+    DiscardStagingSoon(f->dataset, root, 20);
     Fail(*f, e, true);
     f->tracker->AnnounceNow();
+  }
+
+  // Removes the staging of `root` on the sync thread. Chunk writes still
+  // in flight may hold its Staging open for a moment: then it is tried
+  // again 250 ms later, `attempts` times at most.
+  void DiscardStagingSoon(const std::string& dataset, const Digest& root,
+                          int attempts) {
+    VersionStore* s = store.get();
+    std::weak_ptr<Impl> weak = weak_from_this();
+    rt.PostToSync([s, weak, dataset, root, attempts] {
+      auto st = s->DiscardStaging(dataset, root);
+      if (st) return;
+      auto self = weak.lock();
+      if (st.error().code == ErrorCode::kInvalidArgument && attempts > 1 &&
+          self && !self->stopping) {
+        auto timer = std::make_shared<asio::steady_timer>(
+            self->strand, std::chrono::milliseconds(250));
+        timer->async_wait([weak, dataset, root, attempts,
+                           timer](const boost::system::error_code&) {
+          if (auto again = weak.lock()) {
+            again->DiscardStagingSoon(dataset, root, attempts - 1);
+          }
+        });
+        return;
+      }
+      spdlog::warn("{}: removing the staging of {}: {}", dataset,
+                   root.ShortHex(), st.error().ToString());
+    });
   }
 
   // The version's verify hook refused it: it is deleted, reported with

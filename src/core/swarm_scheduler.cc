@@ -189,6 +189,16 @@ bool SwarmScheduler::IsSlow(const PeerState& p) const {
 uint64_t SwarmScheduler::EffectiveWindow(const PeerState& p) const {
   double w = std::clamp(p.window, double(options_.min_window_bytes),
                         double(options_.max_window_bytes));
+  if (p.tier == 2) {
+    // The origin serves every agent at once, so its rate per agent is low
+    // and its answers slow by nature; with one request in flight its flow
+    // to us idles between chunks and loses its share of our downlink, and
+    // with every agent doing that the origin's uplink — the only source of
+    // new chunks — idles too (49% busy in the testbed with mixed link
+    // rates). Its super-seed offers bound what we can ask it anyway.
+    return static_cast<uint64_t>(
+        std::max(w, double(options_.origin_min_window_bytes)));
+  }
   if (IsSlow(p)) w = double(options_.min_window_bytes);
   return static_cast<uint64_t>(w);
 }

@@ -38,7 +38,9 @@
 //   2 x throughput x target_latency it shrinks, and a timeout halves it.
 //   Bounded by [min_window_bytes, max_window_bytes]. A peer whose
 //   throughput is below slow_peer_fraction of the median is held to
-//   min_window_bytes.
+//   min_window_bytes. The origin's window stays at least
+//   origin_min_window_bytes: it is slow per agent by design, and its flow
+//   must stay backlogged for its uplink to stay busy.
 // - Timeouts: a peer with requests in flight must deliver something within
 //   clamp(timeout_multiplier x chunk / throughput, timeout_floor,
 //   timeout_max) of its last delivery (or of the oldest request's send
@@ -122,6 +124,9 @@ using SwarmActions = std::vector<SwarmAction>;
 struct SwarmSchedulerOptions {
   uint64_t initial_window_bytes = 1u << 20;
   uint64_t min_window_bytes = 256u << 10;  // at least one request always
+  // The origin's window never drops below this (nor is it capped as slow):
+  // see EffectiveWindow. About the origin's super-seed window of offers.
+  uint64_t origin_min_window_bytes = 1u << 20;
   uint64_t max_window_bytes = 32u << 20;
   // Queueing delay a request may see at a peer; the window settles between
   // 1x and 2x throughput x target_latency.

@@ -289,6 +289,23 @@ TEST(SwarmSchedulerTest, SilentOriginIsBackedOffNotDisconnected) {
   EXPECT_EQ(s.stats().timeouts, 5u);
 }
 
+// The origin's window stays >= origin_min_window_bytes however slowly and
+// late it answers: its flow to us must stay backlogged.
+TEST(SwarmSchedulerTest, OriginKeepsItsMinimumWindowWhenSlow) {
+  Sim sim(64, kLen, 10);
+  sim.Add(Peer(1, false, /*origin=*/true, 0.3e6));  // late by the 250 ms rule
+  size_t least_in_flight = 64;
+  sim.RunUntil([&] {
+    if (sim.now() > kT0 + 5s) {
+      least_in_flight =
+          std::min(least_in_flight, sim.sched().Peer(1)->in_flight_count);
+    }
+    return sim.now() > kT0 + 20s;
+  });
+  EXPECT_GE(least_in_flight, 3u);  // 1 MiB of 256 KiB chunks, one arriving
+  EXPECT_GE(sim.sched().Peer(1)->window_bytes, 1u << 20);
+}
+
 // On a timeout only the chunks another peer holds move to it.
 TEST(SwarmSchedulerTest, TimeoutMovesOnlyChunksOthersHold) {
   const uint32_t n = 8;

@@ -879,7 +879,7 @@ TEST_F(UpdateE2eTest, CanaryPassesAndIsPromotedAfterTheDelay) {
   const ManifestInfo v2 = Manifest(p["root"]);
 
   // Long enough for the canaries to fetch the delta and pass the hook.
-  const int delay_s = kSanitized ? 30 : 10;
+  const int delay_s = kSanitized ? 15 : 8;
   const auto release_time = Clock::now();
   RunResult r =
       Fc({"release", kDataset, v2.label, "--tracker", origin_url_, "--canary",
@@ -937,7 +937,7 @@ TEST_F(UpdateE2eTest, TrackerRestartDuringCanaryKeepsTheRollout) {
   ASSERT_TRUE(p.is_object());
   const ManifestInfo v2 = Manifest(p["root"]);
 
-  const int delay_s = kSanitized ? 30 : 10;
+  const int delay_s = kSanitized ? 15 : 8;
   const auto release_time = Clock::now();
   RunResult r =
       Fc({"release", kDataset, v2.label, "--tracker", origin_url_, "--canary",

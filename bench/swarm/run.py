@@ -212,6 +212,14 @@ class Testbed:
         j = json.loads(run(["tc", "-n", self.host_ns(i), "-s", "-j", "qdisc", "show", "dev", "eth0"]))
         return j[0]["bytes"]
 
+    def tcp_out(self, i):
+        """(segments sent, segments retransmitted) by host i's TCP (the
+        namespace's /proc/net/snmp)."""
+        text = run(["ip", "netns", "exec", self.host_ns(i), "cat", "/proc/net/snmp"])
+        rows = [l.split() for l in text.splitlines() if l.startswith("Tcp:")]
+        tcp = dict(zip(rows[0][1:], rows[1][1:]))
+        return int(tcp["OutSegs"]), int(tcp["RetransSegs"])
+
     def tx_bytes(self, i):
         j = json.loads(run(["ip", "-n", self.host_ns(i), "-s", "-j", "link", "show", "eth0"]))
         return j[0]["stats64"]["tx"]["bytes"]
@@ -818,6 +826,7 @@ def one_run(ctx, system, rep):
     system.start_origin()
     subprocess.run(["sync"])
     egress0, wire0 = tb.tx_bytes(0), tb.wire_bytes(0)
+    segs0 = tb.tcp_out(0)
     own0 = tb.own_cpu()
     cpu0 = cpu_snap()
     t0 = time.time()
@@ -839,6 +848,10 @@ def one_run(ctx, system, rep):
         rec["own_cpu_s"] = own1 - own0
         rec["origin_egress_bytes"] = tb.tx_bytes(0) - egress0
         rec["origin_egress_wire_bytes"] = tb.wire_bytes(0) - wire0
+        segs1 = tb.tcp_out(0)
+        # Retransmitted segments over all segments the origin sent: the part
+        # of the wire bytes that carried data a second time.
+        rec["origin_tcp_retrans_share"] = ((segs1[1] - segs0[1]) / max(1, segs1[0] - segs0[0]))
         rec.update(system.collect())
     finally:
         system.links = sampler.finish()
@@ -1190,6 +1203,8 @@ def describe(rec):
     else:
         s += f"max {rec['ratio']:.2f} x F/B, median {rec['ratio_median']:.2f} x, cpu busy {rec['cpu_busy'] * 100:.0f}%"
     s += f", origin egress {rec['origin_egress_wire_over_size']:.2f} x F on the wire"
+    if "origin_tcp_retrans_share" in rec:
+        s += f" ({rec['origin_tcp_retrans_share'] * 100:.1f}% of its TCP segments retransmitted)"
     if "origin_egress_app_over_size" in rec:
         s += f", {rec['origin_egress_app_over_size']:.2f} x in chunk payload"
     s += f" (uplink busy {rec['origin_link_utilization'] * 100:.0f}% until the last node)"

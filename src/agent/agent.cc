@@ -1102,6 +1102,14 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
       hub->RemoveSwarm(f.active->root);
     }
     f.active = v;
+    // A refusal of another version is history once a version activates:
+    // announces and /v1/status describe the node as it is now, and a later
+    // release of the refused version is tried again.
+    if (f.failed_root && *f.failed_root != v.root) {
+      f.failed_root.reset();
+      f.failed_label.clear();
+      f.failure.clear();
+    }
     metrics->SetActiveVersion(f.dataset, v.root.Hex(), v.label);
     std::lock_guard lock(status_mu);
     status[f.dataset].active = StatusVersion{v.root.Hex(), v.label};

@@ -234,6 +234,7 @@ TEST_F(AgentTest, VerifyHookRefusesAVersionAndPostActivateHookRuns) {
     auto kept = a.store().ListVersions(kDataset);
     return kept && kept->size() == 1 && (*kept)[0].root == v1.root;
   }));
+  ASSERT_TRUE(a.GetStatus().datasets.at(0).failed.has_value());
   auto manifest1 = origin_->LoadManifest(v1.root);
   ASSERT_TRUE(manifest1);
   auto diffs = VerifyTree(CurrentOf(5), **manifest1);
@@ -249,6 +250,8 @@ TEST_F(AgentTest, VerifyHookRefusesAVersionAndPostActivateHookRuns) {
            "post_activate v1 prev=\npost_activate v3 prev=v1\n";
   })) << read_marker();
   EXPECT_EQ(ActiveOf(a)->root, v3.root.Hex());
+  // v2's refusal is history now: no longer reported as this node's state.
+  EXPECT_FALSE(a.GetStatus().datasets.at(0).failed.has_value());
 }
 
 TEST_F(AgentTest, ManifestSignedByAnUntrustedKeyIsRefusedAndNothingActivates) {

@@ -78,7 +78,10 @@ struct Follower {
   bool busy = false;                 // a switch or finish is running
   bool finishing = false;
   bool announced = false;
-  net::HttpClient* watch = nullptr;   // the channel long-poll in flight
+  net::HttpClient* watch = nullptr;  // the channel long-poll in flight
+  // The channel's rollback target as the tracker last named it: never
+  // collected (nor is the previously active version).
+  std::optional<Digest> rollback_root;
   std::optional<Digest> failed_root;  // refused; not retried
   std::string failed_label;
   std::string failure;  // why, for the announces
@@ -453,6 +456,10 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     // The channel's target for this node; a tracker without channels
     // gives none and the latest published version is followed.
     std::optional<VersionRef> want = r->latest;
+    if (r->has_target) {
+      f->rollback_root.reset();
+      if (r->rollback) f->rollback_root = r->rollback->root;
+    }
     if (f->pin) {
       want = f->pin;
     } else if (r->has_target &&
@@ -547,6 +554,8 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
       Result<ChannelUpdate> update = ReadChannelAnswer(answer, url);
       if (update) {
         backoff = std::chrono::milliseconds(1000);
+        f->rollback_root.reset();
+        if (update->rollback) f->rollback_root = update->rollback->root;
         MoveTo(f, update->target);
         continue;
       }
@@ -627,6 +636,7 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     std::vector<uint8_t>& bytes = *envelope;
     StagingOptions staging_options;
     staging_options.disk_budget = options.config.DiskBudgetFor(dataset);
+    const std::optional<Digest> rollback_root = f->rollback_root;
     auto open = [&]() -> Result<std::shared_ptr<Staging>> {
       auto opened = OpenManifest(bytes, trusted);
       if (!opened) return std::unexpected(opened.error());
@@ -645,11 +655,12 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
                   0});
       }
       if (staging_options.disk_budget > 0) {
-        // Room is never made by deleting the rollback target: the version
-        // active before the active one (the tracker does not name one).
+        // Room is never made by deleting a rollback target: the one the
+        // channel names, and the version active before the active one.
         auto previous = s->Previous(dataset);
         if (!previous) return std::unexpected(previous.error());
         if (*previous) staging_options.protect.push_back((*previous)->root);
+        if (rollback_root) staging_options.protect.push_back(*rollback_root);
       }
       auto staging = s->BeginStaging(std::move(opened->manifest), root, bytes,
                                      staging_options);
@@ -833,6 +844,7 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     VersionStore* s = store.get();
     const std::string& dataset = f->dataset;
     const std::optional<NodeVersion> previous = f->active;
+    const std::optional<Digest> rollback_root = f->rollback_root;
     size_t keep = options.config.KeepFor(dataset);
     auto finalize = [&]() -> Result<NodeVersion> {
       if (auto st = staging->Checkpoint(SteadyMs()); !st) {
@@ -855,10 +867,11 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
         if (auto st = s->Activate(dataset, root, UnixNow()); !st) return st;
         VersionStore::CollectOptions co;
         co.keep = keep;
-        // Never the rollback target: the version active until now (the
-        // tracker does not name one).
+        // Never a rollback target: the one the channel names, and the
+        // version active until now.
         co.protect = {root};
         if (previous) co.protect.push_back(previous->root);
+        if (rollback_root) co.protect.push_back(*rollback_root);
         if (auto gone = s->Collect(dataset, co); !gone) {
           spdlog::warn("{}: collecting old versions: {}", dataset,
                        gone.error().ToString());

@@ -145,6 +145,11 @@ Result<ChannelUpdate> ParseChannelUpdate(std::string_view body) {
     if (!target) return std::unexpected(target.error());
     out.target = std::move(*target);
   }
+  if (!Absent(j, "rollback")) {
+    auto rollback = ParseVersionRef(j["rollback"], "rollback");
+    if (!rollback) return std::unexpected(rollback.error());
+    out.rollback = std::move(*rollback);
+  }
   if (!Absent(j, "stage")) {
     if (!j["stage"].is_string()) return Malformed("stage", "expected a string");
     out.stage = j["stage"].get<std::string>();
@@ -194,6 +199,11 @@ Result<AnnounceResponse> ParseAnnounceResponse(std::string_view body) {
       if (!target) return std::unexpected(target.error());
       out.target = std::move(*target);
     }
+  }
+  if (!Absent(j, "rollback")) {
+    auto rollback = ParseVersionRef(j["rollback"], "rollback");
+    if (!rollback) return std::unexpected(rollback.error());
+    out.rollback = std::move(*rollback);
   }
 
   if (!Absent(j, "root")) {

@@ -94,8 +94,9 @@ struct AnnounceResponse {
   // when the dataset was never released (run nothing new).
   bool has_target = false;
   std::optional<VersionRef> target;
-  std::optional<Digest> root;      // the version the peer list is for
-  std::vector<TrackerPeer> peers;  // same-zone first, as the tracker sent
+  std::optional<VersionRef> rollback;  // as in ChannelUpdate
+  std::optional<Digest> root;          // the version the peer list is for
+  std::vector<TrackerPeer> peers;      // same-zone first, as the tracker sent
   std::optional<TrackerPeer> origin;
   std::string tracker;  // the URL of the tracker that answered
 };
@@ -115,6 +116,9 @@ Result<AnnounceResponse> ParseAnnounceResponse(std::string_view body);
 // known=ROOT&wait=S (docs/http-api.md).
 struct ChannelUpdate {
   std::optional<VersionRef> target;  // unset: never released
+  // The channel's rollback target (keep it on disk); unset: none, or a
+  // tracker that does not name one.
+  std::optional<VersionRef> rollback;
   std::string stage;  // none, canary, promoted, halted, aborted, rolled_back
   bool canary = false;
   int64_t rollout_id = 0;

@@ -189,15 +189,35 @@ TEST(AnnounceResponseTest, TargetAbsentNullOrSet) {
   EXPECT_NE(bad.error().message.find("target.root"), std::string::npos);
 }
 
+TEST(AnnounceResponseTest, RollbackTarget) {
+  auto none = ParseAnnounceResponse(R"({"target":null,"rollback":null})");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->rollback);
+  auto set = ParseAnnounceResponse(
+      json{{"target", {{"root", kRootA}, {"label", "v4"}}},
+           {"rollback", {{"root", kRootB}, {"label", "v3"}}}}
+          .dump());
+  ASSERT_TRUE(set) << set.error().ToString();
+  ASSERT_TRUE(set->rollback);
+  EXPECT_EQ(set->rollback->root.Hex(), kRootB);
+  EXPECT_EQ(set->rollback->label, "v3");
+  auto bad = ParseAnnounceResponse(R"({"rollback":{"root":"zz","label":"v"}})");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("rollback.root"), std::string::npos);
+}
+
 TEST(ChannelUpdateTest, Parses) {
   auto u = ParseChannelUpdate(json{
       {"target", {{"root", kRootB}, {"label", "v2"}}},
+      {"rollback", {{"root", kRootA}, {"label", "v1"}}},
       {"stage", "canary"},
       {"canary", true},
       {"rollout_id", 7}}.dump());
   ASSERT_TRUE(u) << u.error().ToString();
   ASSERT_TRUE(u->target);
   EXPECT_EQ(u->target->root.Hex(), kRootB);
+  ASSERT_TRUE(u->rollback);
+  EXPECT_EQ(u->rollback->label, "v1");
   EXPECT_EQ(u->stage, "canary");
   EXPECT_TRUE(u->canary);
   EXPECT_EQ(u->rollout_id, 7);

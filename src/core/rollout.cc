@@ -133,8 +133,18 @@ bool Channel::in_rollout() const {
          state_.stage == RolloutStage::kHalted;
 }
 
+std::optional<ChannelVersion> Channel::RollbackTarget() const {
+  if (in_rollout()) return state_.stable;
+  // The channel version before the current one.
+  for (size_t i = state_.history.size(); i-- > 0;) {
+    if (state_.history[i] != state_.stable) return state_.history[i];
+  }
+  return std::nullopt;
+}
+
 NodeTarget Channel::TargetFor(uint64_t node_id) const {
   NodeTarget t;
+  t.rollback = RollbackTarget();
   if (in_rollout()) {
     t.canary = IsCanaryNode(node_id, state_.dataset, state_.policy.canary_bp,
                             state_.policy.canary_salt);
@@ -261,17 +271,7 @@ Result<bool> Channel::Rollback(const std::optional<ChannelVersion>& to,
   }
   std::optional<ChannelVersion> target = to;
   if (!target) {
-    if (in_rollout()) {
-      target = state_.stable;
-    } else {
-      // The channel version before the current one.
-      for (size_t i = state_.history.size(); i-- > 0;) {
-        if (state_.history[i] != state_.stable) {
-          target = state_.history[i];
-          break;
-        }
-      }
-    }
+    target = RollbackTarget();
     if (!target) {
       return MakeError(ErrorCode::kAlreadyExists, state_.dataset,
                        "no earlier channel version to roll back to; name one");

@@ -136,6 +136,9 @@ struct ChannelState {
 struct NodeTarget {
   std::optional<ChannelVersion> version;  // null: no channel yet
   bool canary = false;  // the node is in the rollout's canary share
+  // Where `fleetcast rollback` without --to would take the channel
+  // (Channel::RollbackTarget): nodes keep it on disk.
+  std::optional<ChannelVersion> rollback;
 };
 
 class Channel {
@@ -152,6 +155,10 @@ class Channel {
   // Canary or halted: a rollout is under way.
   bool in_rollout() const;
 
+  // The version Rollback() without `to` returns to: during a rollout the
+  // stable version, otherwise the channel version before the current one;
+  // null when there is none.
+  std::optional<ChannelVersion> RollbackTarget() const;
   NodeTarget TargetFor(uint64_t node_id) const;
   // When the node's current target was set (for stragglers); 0 without a
   // target.

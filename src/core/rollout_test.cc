@@ -373,6 +373,25 @@ TEST(ChannelTest, RollbackGoesBackOneChannelVersionAtATime) {
   EXPECT_FALSE(c.Rollback(V(3), 7 * kMin).value());  // already there
 }
 
+// Every node is told the version a plain `rollback` would return to, so it
+// keeps it on disk.
+TEST(ChannelTest, NodesAreToldTheRollbackTarget) {
+  Channel c = OnV1();
+  EXPECT_EQ(c.RollbackTarget(), std::nullopt);
+  EXPECT_EQ(c.TargetFor(9).rollback, std::nullopt);
+  ASSERT_TRUE(c.Release(V(2), Canary(25), kMin).value());
+  for (uint64_t id : Nodes("models/ranker", 2500, true, 2)) {
+    EXPECT_EQ(c.TargetFor(id).version, V(2));
+    EXPECT_EQ(c.TargetFor(id).rollback, V(1));  // the stable version
+  }
+  ASSERT_TRUE(c.Promote(2 * kMin));
+  EXPECT_EQ(c.RollbackTarget(), V(1));  // the channel version before
+  EXPECT_EQ(c.TargetFor(9).rollback, V(1));
+  ASSERT_TRUE(c.Rollback(std::nullopt, 3 * kMin).value());
+  EXPECT_EQ(c.state().stable, V(1));
+  EXPECT_EQ(c.RollbackTarget(), std::nullopt);
+}
+
 TEST(ChannelTest, RollbackDuringACanaryEndsIt) {
   Channel c = OnV1();
   ASSERT_TRUE(c.Release(V(2), Canary(25), kMin).value());

@@ -47,6 +47,7 @@ HttpResponse BadRequest(std::string message) {
 
 json WatchJson(const ChannelWatch& w) {
   return json{{"target", ChannelVersionJson(w.target.version)},
+              {"rollback", ChannelVersionJson(w.target.rollback)},
               {"stage", std::string(RolloutStageName(w.stage))},
               {"canary", w.target.canary},
               {"rollout_id", w.rollout_id}};

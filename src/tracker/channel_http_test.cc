@@ -225,6 +225,7 @@ TEST_F(ChannelHttpTest, LongPollAnswersAtOnceWhenTheTargetDiffers) {
   EXPECT_EQ(j["stage"], "promoted");
   EXPECT_EQ(j["canary"], false);
   EXPECT_EQ(j["rollout_id"], 1);
+  EXPECT_EQ(j["rollback"], nullptr);  // nothing before v1
   // No channel: null target, and an empty `known` is up to date.
   r = Get("/v1/datasets/other/channel?wait=0");
   ASSERT_EQ(r.status, 200);
@@ -244,6 +245,8 @@ TEST_F(ChannelHttpTest, LongPollWakesOnARelease) {
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_LT(Clock::now() - start, 20s);  // not the 50 s wait
   EXPECT_EQ(json::parse(r.body)["target"]["label"], "v2");
+  // Where a plain rollback would go: nodes keep it on disk.
+  EXPECT_EQ(json::parse(r.body)["rollback"]["label"], "v1");
   EXPECT_TRUE(WaitFor([&] { return routes_->waiters() == 0; }));
 }
 

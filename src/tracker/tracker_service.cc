@@ -203,6 +203,7 @@ json AnnounceResponseJson(const AnnounceResponse& response) {
     j["origin"] = nullptr;
   }
   j["target"] = ChannelVersionJson(response.target);
+  j["rollback"] = ChannelVersionJson(response.rollback);
   return j;
 }
 
@@ -262,7 +263,9 @@ AnnounceResponse TrackerService::Announce(const AnnounceRequest& request) {
         unsaved_.insert(request.dataset);
         changed.push_back(request.dataset);
       }
-      response.target = it->second.TargetFor(request.node_id).version;
+      NodeTarget t = it->second.TargetFor(request.node_id);
+      response.target = t.version;
+      response.rollback = t.rollback;
     }
 
     if (response.root) {
@@ -411,6 +414,7 @@ ChannelWatch TrackerService::Watch(const std::string& dataset,
   } else {
     // Not a node: what the non-canaries run.
     w.target.version = c.state().stable;
+    w.target.rollback = c.RollbackTarget();
   }
   return w;
 }

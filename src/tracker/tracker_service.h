@@ -104,6 +104,9 @@ struct AnnounceResponse {
   // What this node should run per its dataset's channel; null without a
   // channel.
   std::optional<ChannelVersion> target;
+  // The channel's rollback target, which the node keeps on disk; null
+  // when there is none.
+  std::optional<ChannelVersion> rollback;
 };
 
 // Parses and validates an announce body; kInvalidArgument naming the

@@ -519,7 +519,9 @@ Status PeerSession::SendData(uint32_t index, ByteSpan chunk, TimePoint now) {
   }
   theirs_.erase(index);
   we_may_bitfield_ = false;
-  EncodeData(index, chunk, Out());
+  std::vector<uint8_t> frame;
+  EncodeData(index, chunk, frame);
+  data_frames_.push_back(std::move(frame));
   Queued(now);
   return {};
 }
@@ -532,6 +534,7 @@ Status PeerSession::SendDataHeader(uint32_t index, uint32_t length,
   }
   theirs_.erase(index);
   we_may_bitfield_ = false;
+  FlushDataFrames();  // the payload must follow the header directly
   EncodeDataHeader(index, length, Out());
   payload_owed_ = length;
   Queued(now);
@@ -559,6 +562,7 @@ Status PeerSession::SendReject(uint32_t index, RejectReason reason,
 void PeerSession::Close(GoodbyeReason reason, std::string_view message,
                         TimePoint now) {
   if (closed_) return;
+  FlushDataFrames();
   EncodeGoodbye(reason, message, Out());
   Queued(now);
   Finish(Closed{reason, std::string(message), false, std::nullopt});
@@ -569,6 +573,7 @@ void PeerSession::Close(GoodbyeReason reason, std::string_view message,
 
 void PeerSession::Violation(GoodbyeReason reason, std::string message,
                             TimePoint now) {
+  FlushDataFrames();
   EncodeGoodbye(reason, message, Out());
   Queued(now);
   Error error{ErrorCode::kPeerProtocol, PeerName(), message, 0};
@@ -584,8 +589,40 @@ void PeerSession::Finish(Closed closed) {
 
 void PeerSession::Queued(TimePoint now) { last_sent_ = now; }
 
+void PeerSession::FlushDataFrames() {
+  for (auto& frame : data_frames_) {
+    Out().insert(Out().end(), frame.begin(), frame.end());
+  }
+  flushed_data_frames_ += data_frames_.size();
+  data_frames_.clear();
+}
+
+PeerSession::Output PeerSession::TakeOutput(size_t data_budget) {
+  Output o;
+  o.bytes = std::exchange(out_, {});
+  o.data_frames = std::exchange(flushed_data_frames_, 0);
+  // While a SendDataHeader payload is owed, its bytes must follow the
+  // header directly: DATA frames wait (held_ holds the control frames).
+  if (payload_owed_ != 0) return o;
+  size_t data_bytes = 0;
+  const size_t flushed = o.data_frames;
+  while (!data_frames_.empty() &&
+         (o.data_frames == flushed || data_bytes < data_budget)) {
+    std::vector<uint8_t>& frame = data_frames_.front();
+    data_bytes += frame.size();
+    if (o.bytes.empty()) {
+      o.bytes = std::move(frame);
+    } else {
+      o.bytes.insert(o.bytes.end(), frame.begin(), frame.end());
+    }
+    data_frames_.pop_front();
+    ++o.data_frames;
+  }
+  return o;
+}
+
 std::vector<uint8_t> PeerSession::TakeBytesToSend() {
-  return std::exchange(out_, {});
+  return TakeOutput(std::numeric_limits<size_t>::max()).bytes;
 }
 
 std::optional<PeerEvent> PeerSession::PollEvent() {

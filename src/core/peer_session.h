@@ -140,9 +140,25 @@ class PeerSession {
   // Sends GOODBYE and closes (Closed event without error). No-op if closed.
   void Close(GoodbyeReason reason, std::string_view message, TimePoint now);
 
-  // Output.
+  // Output. Control frames (everything but DATA) go out ahead of DATA
+  // frames queued before them: a HAVE offer or a REQUEST must not wait
+  // behind megabytes of chunks on a congested link (the peer's next
+  // request, and so the link's use, depends on it). DATA frames keep their
+  // order; GOODBYE comes after every DATA frame queued before it.
+  struct Output {
+    std::vector<uint8_t> bytes;
+    size_t data_frames = 0;  // whole DATA frames (SendData) in `bytes`
+  };
+  // Every queued control frame, then whole DATA frames in order while
+  // their bytes stay under `data_budget` (at least one, if any). A small
+  // budget keeps DATA in the caller's hands, where later control frames
+  // can still overtake it.
+  Output TakeOutput(size_t data_budget);
+  // Everything queued: TakeOutput without a budget.
   std::vector<uint8_t> TakeBytesToSend();
-  bool has_bytes_to_send() const { return !out_.empty(); }
+  bool has_bytes_to_send() const {
+    return !out_.empty() || (!data_frames_.empty() && payload_owed_ == 0);
+  }
   std::optional<PeerEvent> PollEvent();
   // When OnTimer() must be called next; TimePoint::max() once closed.
   TimePoint NextDeadline() const;
@@ -161,6 +177,9 @@ class PeerSession {
   PeerSession(PeerSessionOptions options, TimePoint now);
 
   std::vector<uint8_t>& Out() { return payload_owed_ ? held_ : out_; }
+  // Moves queued DATA frames into the output (before a GOODBYE or a
+  // SendDataHeader, whose payload must follow its header directly).
+  void FlushDataFrames();
   void Queued(TimePoint now);
   void Establish(PeerVersionInfo version);
   void SendOurHello();
@@ -197,8 +216,10 @@ class PeerSession {
   // Peer's requests without our answer.
   std::unordered_set<uint32_t> theirs_;
 
-  std::vector<uint8_t> out_;
-  std::vector<uint8_t> held_;  // queued while a DATA payload is owed
+  std::vector<uint8_t> out_;  // control frames (and SendDataHeader's)
+  std::deque<std::vector<uint8_t>> data_frames_;  // SendData's, in order
+  size_t flushed_data_frames_ = 0;  // DATA frames moved into out_ at close
+  std::vector<uint8_t> held_;       // queued while a DATA payload is owed
   uint32_t payload_owed_ = 0;
   std::deque<PeerEvent> events_;
 };

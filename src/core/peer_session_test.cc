@@ -223,6 +223,54 @@ TEST(PeerSession, RequestServeRejectAndZeroCopyHeader) {
   EXPECT_FALSE(p.a.closed() || p.b.closed());
 }
 
+// Control frames overtake DATA still queued in the session; DATA keeps its
+// order, and GOODBYE comes after every DATA frame queued before it.
+TEST(PeerSession, ControlFramesGoAheadOfQueuedData) {
+  Pair p = Handshaken();
+  ASSERT_TRUE(p.a.SendRequest(std::vector<uint32_t>{1, 2, 3}, p.now));
+  p.Pump();
+  ASSERT_TRUE(p.b.SendData(1, Chunk(1), p.now));
+  ASSERT_TRUE(p.b.SendData(2, Chunk(2), p.now));
+  ASSERT_TRUE(p.b.SendHave(std::vector<uint32_t>{7}, p.now));
+  auto first = p.b.TakeOutput(/*data_budget=*/0);
+  EXPECT_EQ(first.data_frames, 1u);
+  auto frames = Frames(first.bytes);
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_TRUE(std::holds_alternative<HaveMsg>(frames[0]));
+  ASSERT_TRUE(std::holds_alternative<DataMsg>(frames[1]));
+  EXPECT_EQ(std::get<DataMsg>(frames[1]).index, 1u);
+  // A HAVE queued after DATA 2 still goes first.
+  ASSERT_TRUE(p.b.SendHave(std::vector<uint32_t>{8}, p.now));
+  EXPECT_TRUE(p.b.has_bytes_to_send());
+  auto second = p.b.TakeOutput(0);
+  EXPECT_EQ(second.data_frames, 1u);
+  frames = Frames(second.bytes);
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_TRUE(std::holds_alternative<HaveMsg>(frames[0]));
+  EXPECT_EQ(std::get<DataMsg>(frames[1]).index, 2u);
+  EXPECT_FALSE(p.b.has_bytes_to_send());
+  // Closing: DATA 3, then GOODBYE.
+  ASSERT_TRUE(p.b.SendData(3, Chunk(3), p.now));
+  p.b.Close(GoodbyeReason::kNormal, "bye", p.now);
+  auto last = p.b.TakeOutput(0);
+  EXPECT_EQ(last.data_frames, 1u);
+  frames = Frames(last.bytes);
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(std::get<DataMsg>(frames[0]).index, 3u);
+  EXPECT_TRUE(std::holds_alternative<GoodbyeMsg>(frames[1]));
+  // The receiver gets all three chunks intact.
+  p.a.OnBytesReceived(first.bytes, p.now);
+  p.a.OnBytesReceived(second.bytes, p.now);
+  p.a.OnBytesReceived(last.bytes, p.now);
+  p.Pump();
+  auto data = Of<DataReceived>(p.a_events);
+  ASSERT_EQ(data.size(), 3u);
+  for (uint32_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(data[i].data.index, i + 1);
+    EXPECT_TRUE(std::ranges::equal(data[i].data.bytes(), Chunk(i + 1)));
+  }
+}
+
 TEST(PeerSession, CancelBeforeServedIsAnsweredWithReject) {
   Pair p = Handshaken();
   ASSERT_TRUE(p.a.SendRequest(std::vector<uint32_t>{4, 5}, p.now));

@@ -1,5 +1,9 @@
 #include "net/peer_connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -55,6 +59,12 @@ PeerConnection::PeerConnection(tcp::socket socket, PeerStrand strand,
   wake_writer_.expires_at(asio::steady_timer::time_point::max());
   error_code ec;
   socket_.set_option(tcp::no_delay(true), ec);
+  if (options_.notsent_lowat_bytes > 0) {
+    // Best effort: an older kernel without it just keeps its default.
+    int lowat = options_.notsent_lowat_bytes;
+    ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT,
+                 &lowat, sizeof(lowat));
+  }
 }
 
 void PeerConnection::Start() {
@@ -151,9 +161,15 @@ awaitable<void> PeerConnection::WriteLoop() {
           asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
-    std::vector<uint8_t> out = session_.TakeBytesToSend();
-    writing_chunks_.swap(queued_chunks_);
-    queued_chunks_.clear();
+    // One chunk per write (plus every control frame): control frames queued
+    // meanwhile overtake the chunks still waiting here (peer_session.h).
+    PeerSession::Output taken = session_.TakeOutput(options_.write_data_budget);
+    std::vector<uint8_t>& out = taken.bytes;
+    size_t n_chunks = std::min(taken.data_frames, queued_chunks_.size());
+    writing_chunks_.assign(queued_chunks_.begin(),
+                           queued_chunks_.begin() + n_chunks);
+    queued_chunks_.erase(queued_chunks_.begin(),
+                         queued_chunks_.begin() + n_chunks);
     write_deadline_.expires_after(options_.write_timeout);
     ArmWriteDeadline();
     error_code ec;

@@ -41,6 +41,14 @@ using PeerStrand = boost::asio::strand<boost::asio::io_context::executor_type>;
 struct PeerConnectionOptions {
   std::chrono::milliseconds write_timeout{30'000};
   size_t read_buffer_bytes = 256 * 1024;
+  // DATA bytes per socket write (whole frames, at least one); control
+  // frames queued meanwhile go out before the rest.
+  size_t write_data_budget = 64 * 1024;
+  // TCP_NOTSENT_LOWAT: unsent bytes the kernel holds per socket before a
+  // write waits. Small, so queued DATA stays in our hands, where control
+  // frames can overtake it, instead of in a socket buffer of megabytes;
+  // 0 leaves the system default.
+  int notsent_lowat_bytes = 128 * 1024;
   // Paces reading (download rate limit); shared by the process's
   // connections. Null: unlimited.
   std::shared_ptr<RateLimiter> read_limiter;

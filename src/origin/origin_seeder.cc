@@ -43,7 +43,7 @@ Result<std::unique_ptr<OriginSeeder>> OriginSeeder::Attach(
   // the chunk has drained toward its receiver (peer_connection.h,
   // TCP_NOTSENT_LOWAT): with the agents' 4 slots, slow receivers held them
   // all and fast agents waited (testbed, mixed link rates: fast nodes at
-  // 1.66-1.70 x F/B with 4 slots, 1.29-1.33 x with 16; uniform rates
+  // 1.66-1.70 x F/B with 4 slots, 1.29-1.39 x with 16; uniform rates
   // 1.25 -> 1.23 x). docs/performance.md, "Tuning".
   hub.upload.slots = kOriginUploadSlots;
   hub.shared_up_limiter = origin.up_limiter();

@@ -133,6 +133,16 @@ Result<VersionRef> ParseVersionRef(const json& v, const std::string& field) {
   return VersionRef{*root, std::move(*label)};
 }
 
+// j[key] into `out` when present and not null.
+Status ParseOptionalVersionRef(const json& j, const char* key,
+                               std::optional<VersionRef>& out) {
+  if (Absent(j, key)) return {};
+  auto ref = ParseVersionRef(j[key], key);
+  if (!ref) return std::unexpected(ref.error());
+  out = std::move(*ref);
+  return {};
+}
+
 }  // namespace
 
 Result<ChannelUpdate> ParseChannelUpdate(std::string_view body) {
@@ -140,15 +150,11 @@ Result<ChannelUpdate> ParseChannelUpdate(std::string_view body) {
   if (j.is_discarded()) return Malformed("body", "not JSON");
   if (!j.is_object()) return Malformed("body", "expected a JSON object");
   ChannelUpdate out;
-  if (!Absent(j, "target")) {
-    auto target = ParseVersionRef(j["target"], "target");
-    if (!target) return std::unexpected(target.error());
-    out.target = std::move(*target);
+  if (auto st = ParseOptionalVersionRef(j, "target", out.target); !st) {
+    return std::unexpected(st.error());
   }
-  if (!Absent(j, "rollback")) {
-    auto rollback = ParseVersionRef(j["rollback"], "rollback");
-    if (!rollback) return std::unexpected(rollback.error());
-    out.rollback = std::move(*rollback);
+  if (auto st = ParseOptionalVersionRef(j, "rollback", out.rollback); !st) {
+    return std::unexpected(st.error());
   }
   if (!Absent(j, "stage")) {
     if (!j["stage"].is_string()) return Malformed("stage", "expected a string");
@@ -187,23 +193,13 @@ Result<AnnounceResponse> ParseAnnounceResponse(std::string_view body) {
     out.interval = std::chrono::seconds(v.get<int64_t>());
   }
 
-  if (!Absent(j, "latest")) {
-    auto latest = ParseVersionRef(j["latest"], "latest");
-    if (!latest) return std::unexpected(latest.error());
-    out.latest = std::move(*latest);
-  }
-  if (j.contains("target")) {
-    out.has_target = true;
-    if (!j["target"].is_null()) {
-      auto target = ParseVersionRef(j["target"], "target");
-      if (!target) return std::unexpected(target.error());
-      out.target = std::move(*target);
+  out.has_target = j.contains("target");
+  for (auto [key, ref] :
+       {std::pair{"latest", &out.latest}, std::pair{"target", &out.target},
+        std::pair{"rollback", &out.rollback}}) {
+    if (auto st = ParseOptionalVersionRef(j, key, *ref); !st) {
+      return std::unexpected(st.error());
     }
-  }
-  if (!Absent(j, "rollback")) {
-    auto rollback = ParseVersionRef(j["rollback"], "rollback");
-    if (!rollback) return std::unexpected(rollback.error());
-    out.rollback = std::move(*rollback);
   }
 
   if (!Absent(j, "root")) {

@@ -257,12 +257,14 @@ void SwarmScheduler::Fill(PeerState& p, TimePoint now, SwarmActions& out) {
   if (options_.prefer_tiers && p.tier == 1 && Sharing()) UpdateZoneShare();
   // The picker offers a chunk already in flight only in end-game; it gets a
   // second requester only once its request is late (EndGameLate).
-  bool late_built = false;
+  // Late times are built at most once per FillAll (they only depend on
+  // requests, kept up to date below), not once per peer filled.
+  if (!in_fill_all_) late_valid_ = false;
   ChunkFilter filter = [&](ChunkIndex i) {
     if (picker_->RequestersOf(i) > 0) {
-      if (!late_built) {
+      if (!late_valid_) {
         BuildLateTimes();
-        late_built = true;
+        late_valid_ = true;
       }
       auto it = late_at_.find(i);
       if (it != late_at_.end() && now < it->second) {
@@ -294,6 +296,8 @@ void SwarmScheduler::Fill(PeerState& p, TimePoint now, SwarmActions& out) {
       }
       uint32_t len = (*lengths_)[i];
       p.in_flight.push_back({i, len, now});
+      // A request made in this pass is on schedule by definition.
+      if (late_valid_) late_at_.try_emplace(i, TimePoint::max());
       p.in_flight_bytes += len;
       batch.push_back(i);
     }
@@ -335,7 +339,10 @@ void SwarmScheduler::FillAll(TimePoint now, SwarmActions& out) {
                      if (sa != sb) return sb;
                      return a->rate > b->rate;
                    });
+  in_fill_all_ = true;
+  late_valid_ = false;
   for (PeerState* p : order) Fill(*p, now, out);
+  in_fill_all_ = false;
 }
 
 SwarmActions SwarmScheduler::AddPeer(const SwarmPeerInfo& info, TimePoint now) {

@@ -286,6 +286,8 @@ class SwarmScheduler {
   // End-game: when each chunk in flight becomes late (BuildLateTimes), and
   // the earliest such time that kept a duplicate back.
   std::unordered_map<ChunkIndex, TimePoint> late_at_;
+  bool late_valid_ = false;   // late_at_ describes the requests in flight
+  bool in_fill_all_ = false;  // FillAll is filling peer after peer
   std::optional<TimePoint> endgame_recheck_;
   SwarmStats stats_;
   double median_rate_ = 0;  // of peers with a sample; 0 with fewer than 3

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/byte_format.h"  // FormatBytes, used with the bar
+
 namespace fleetcast {
 
 class ProgressBar {
@@ -32,9 +34,6 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_;
 };
-
-// "1.5 GiB", "300 KiB", "12 B".
-std::string FormatBytes(uint64_t bytes);
 
 }  // namespace fleetcast
 

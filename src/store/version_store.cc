@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <set>
 
+#include "core/byte_format.h"
 #include "core/manifest_codec.h"
 #include "core/path_rules.h"
 #include "store/node_fs.h"
@@ -576,16 +577,8 @@ namespace {
 
 // "1.5 GiB (1610612736 bytes)".
 std::string Bytes(uint64_t n) {
-  static constexpr const char* kUnits[] = {"B",   "KiB", "MiB",
-                                           "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(n);
-  int unit = 0;
-  while (v >= 1024 && unit < 5) {
-    v /= 1024;
-    ++unit;
-  }
-  if (unit == 0) return fmt::format("{} bytes", n);
-  return fmt::format("{:.1f} {} ({} bytes)", v, kUnits[unit], n);
+  if (n < 1024) return fmt::format("{} bytes", n);
+  return fmt::format("{} ({} bytes)", FormatBytes(n), n);
 }
 
 }  // namespace

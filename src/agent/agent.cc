@@ -20,6 +20,7 @@
 
 #include "agent/hook_runner.h"
 #include "agent/host_port.h"
+#include "agent/shared_chunks.h"
 #include "agent/tracker_client.h"
 #include "core/manifest_codec.h"
 #include "net/http_client.h"
@@ -86,6 +87,19 @@ struct Follower {
   std::string failed_label;
   std::string failure;  // why, for the announces
   std::string last_error;
+  // Another version whose chunks shared with `active` this node serves in
+  // a serve-only swarm (docs/swarm.md, "Serving shared chunks").
+  struct Sharing {
+    VersionRef version;
+    Digest source;  // the active version the chunks are read from
+    uint32_t chunks = 0, have_chunks = 0;
+    uint64_t bytes = 0, have_bytes = 0;
+  };
+  std::optional<Sharing> sharing;
+  bool sharing_pending = false;  // its manifest is being fetched
+  // A version already looked at for sharing (served, sharing nothing, or
+  // its manifest refused): not looked at again while the source is active.
+  std::optional<std::pair<Digest, Digest>> share_tried;  // {version, source}
   // The newest peer list from the tracker and the version it is for.
   std::optional<Digest> peers_root;
   std::vector<swarm::PeerAddress> peers;
@@ -427,6 +441,13 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
         r.progress = r.complete ? 1.0 : 0.0;
       }
     }
+    if (f.sharing && (!r.root || *r.root != f.sharing->version.root)) {
+      r.serves.push_back({f.sharing->version.root,
+                          f.sharing->bytes == 0
+                              ? 1.0
+                              : static_cast<double>(f.sharing->have_bytes) /
+                                    static_cast<double>(f.sharing->bytes)});
+    }
     const auto& c = hub->counters();
     r.uploaded = c.bytes_sent.load();
     r.downloaded = c.bytes_from_peers.load() + c.bytes_from_origin.load();
@@ -467,6 +488,125 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
       want = r->target;
     }
     MoveTo(f, want);
+    if (r->latest) MaybeShare(f, *r->latest);
+  }
+
+  // Serves the chunks `v` (the dataset's latest version) shares with the
+  // active version, to peers fetching `v`, when this node runs another
+  // version and stages nothing: a node that stays on an older version
+  // still helps the fleet move to a newer one (docs/swarm.md, "Serving
+  // shared chunks").
+  void MaybeShare(const std::shared_ptr<Follower>& f, const VersionRef& v) {
+    if (stopping || f->busy || f->target || !f->active || f->pin ||
+        f->sharing_pending || f->active->root == v.root) {
+      return;
+    }
+    if (f->sharing && f->sharing->version.root == v.root &&
+        f->sharing->source == f->active->root) {
+      return;
+    }
+    if (f->share_tried && f->share_tried->first == v.root &&
+        f->share_tried->second == f->active->root) {
+      return;
+    }
+    auto self = shared_from_this();
+    asio::co_spawn(
+        strand, [self, f, v] { return self->Share(f, v); }, asio::detached);
+  }
+
+  awaitable<void> Share(std::shared_ptr<Follower> f, VersionRef v) {
+    f->sharing_pending = true;
+    struct Pending {
+      Follower* f;
+      ~Pending() { f->sharing_pending = false; }
+    } pending{f.get()};
+    const Digest source = f->active->root;
+    f->share_tried = {v.root, source};
+    VersionStore* s = store.get();
+    auto local = [&] { return s->Envelope(v.root); };
+    auto envelope = co_await rt.OffloadToWorkers(local);
+    if (!envelope) envelope = co_await FetchManifest(*f, v.root);
+    if (!envelope) {
+      spdlog::warn("{}: not sharing {}: {}", f->dataset, v.root.ShortHex(),
+                   envelope.error().ToString());
+      f->share_tried.reset();  // a transient failure: the next announce
+      co_return;
+    }
+    const TrustedKeys& trusted = options.trusted;
+    const std::string& dataset = f->dataset;
+    struct Mapped {
+      std::shared_ptr<const ChunkLayout> layout;
+      SharedChunks shared;
+    };
+    auto map = [&]() -> Result<Mapped> {
+      auto opened = OpenManifest(*envelope, trusted);
+      if (!opened) return std::unexpected(opened.error());
+      if (opened->root != v.root ||
+          opened->manifest.header.dataset != dataset) {
+        return MakeError(ErrorCode::kPeerProtocol, v.root.ShortHex(),
+                         "the manifest served is of another version");
+      }
+      auto layout = ChunkLayout::Build(
+          std::make_shared<const Manifest>(std::move(opened->manifest)));
+      if (!layout) return std::unexpected(layout.error());
+      auto held = s->Layout(source);
+      if (!held) return std::unexpected(held.error());
+      return Mapped{*layout, MapSharedChunks(**layout, **held)};
+    };
+    auto mapped = co_await rt.OffloadToWorkers(map);
+    if (!mapped) {
+      spdlog::warn("{}: not sharing {}: {}", dataset, v.root.ShortHex(),
+                   mapped.error().ToString());
+      co_return;
+    }
+    // The node may have moved on while the manifest came.
+    if (stopping || f->busy || f->target || !f->active ||
+        f->active->root != source) {
+      co_return;
+    }
+    StopSharing(*f);
+    if (mapped->shared.have_chunks == 0) {
+      spdlog::info("{}: {} {} shares no chunk with {}", dataset, v.label,
+                   v.root.ShortHex(), f->active->label);
+      co_return;
+    }
+    auto shared =
+        std::make_shared<const SharedChunks>(std::move(mapped->shared));
+    swarm::SwarmSpec spec;
+    spec.dataset = dataset;
+    spec.root = v.root;
+    spec.layout = mapped->layout;
+    spec.have = shared->have;
+    spec.read_chunk = [s, source, shared](uint32_t index,
+                                          std::vector<uint8_t>& out) -> Status {
+      auto from = shared->SourceOf(index);
+      if (!from) {
+        return MakeError(ErrorCode::kNotFound, fmt::format("chunk {}", index),
+                         "not shared with the active version");
+      }
+      return s->ReadVersionChunk(source, *from, out);
+    };
+    // No write_chunk: serve only, nothing is fetched.
+    hub->AddSwarm(std::move(spec));
+    const ChunkLayout& layout = *mapped->layout;
+    f->sharing = Follower::Sharing{v,
+                                   source,
+                                   layout.distinct_count(),
+                                   shared->have_chunks,
+                                   layout.distinct_bytes(),
+                                   shared->have_bytes};
+    spdlog::info("{}: serving {} of {} chunks of {} {} from {}", dataset,
+                 shared->have_chunks, layout.distinct_count(), v.label,
+                 v.root.ShortHex(), f->active->label);
+    f->tracker->AnnounceNow();  // into that version's peer lists
+  }
+
+  // Leaves the serve-only swarm, if any: before the node stages or
+  // activates anything, so its source stays on disk while it is served.
+  void StopSharing(Follower& f) {
+    if (!f.sharing) return;
+    hub->RemoveSwarm(f.sharing->version.root);
+    f.sharing.reset();
   }
 
   // Starts the switch to `want` unless the node is on it, staging it,
@@ -574,6 +714,7 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
   awaitable<void> SwitchTo(std::shared_ptr<Follower> f, VersionRef v) {
     if (f->busy) co_return;
     f->busy = true;
+    StopSharing(*f);
     VersionStore* s = store.get();
     const std::string& dataset = f->dataset;
     if (f->target && f->target->root != v.root) {
@@ -1110,6 +1251,7 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void SetActive(Follower& f, const NodeVersion& v) {
+    if (!f.active || f.active->root != v.root) StopSharing(f);
     if (f.active && f.active->root != v.root &&
         (!f.staging || f.staging->root() != f.active->root)) {
       hub->RemoveSwarm(f.active->root);
@@ -1172,6 +1314,12 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
       d.failed = FailedStatus{f.failed_root->Hex(), f.failed_label, f.failure};
     }
     d.last_error = f.last_error;
+    if (f.sharing) {
+      d.sharing =
+          StagingStatus{f.sharing->version.root.Hex(), f.sharing->version.label,
+                        f.sharing->have_chunks,        f.sharing->chunks,
+                        f.sharing->have_bytes,         f.sharing->bytes};
+    }
     uint64_t down = 0, up = 0;
     for (const auto& snap : hub->Snapshots()) {
       if (snap.dataset != f.dataset) continue;

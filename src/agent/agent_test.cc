@@ -58,6 +58,7 @@ class AgentTest : public ::testing::Test {
     o.http.port = 0;
     o.tracker.seed = 1;
     o.tracker.interval_s = 1;  // agents notice new versions quickly
+    o.rate_up_bytes_per_s = origin_rate_up_;
     auto server = origin::OriginServer::Create(rt_, std::move(o));
     ASSERT_TRUE(server) << server.error().ToString();
     origin_ = std::move(*server);
@@ -77,7 +78,7 @@ class AgentTest : public ::testing::Test {
     agents_.clear();
   }
 
-  PublishResult PublishTree(std::string label) {
+  PublishResult PublishTree(std::string label, bool release = true) {
     origin::RemotePublishOptions o;
     o.origin_url = url_;
     o.dataset = kDataset;
@@ -88,6 +89,7 @@ class AgentTest : public ::testing::Test {
     auto r = origin::RemotePublish(tree_, TestKey(), o);
     EXPECT_TRUE(r) << r.error().ToString();
     if (!r) return PublishResult{};
+    if (!release) return *r;
     // Released to the whole fleet at once (publish --release).
     auto released = net::HttpPostJsonBlocking(
         url_ + "/v1/datasets/" + kDataset + "/release",
@@ -138,6 +140,7 @@ class AgentTest : public ::testing::Test {
            kDataset + "/current";
   }
 
+  uint64_t origin_rate_up_ = 0;  // bytes/s; set before SetUp
   ScratchDir scratch_;
   std::string tree_ = scratch_ / "tree";
   net::IoRuntime rt_{{.io_threads = 2, .worker_threads = 2}};
@@ -460,6 +463,85 @@ TEST_F(AgentTest, AKeptVersionNeverActivatedRunsTheVerifyHookFirst) {
   ASSERT_TRUE(PollUntil([&] {
     auto kept = again.store().ListVersions(kDataset);
     return kept && kept->size() == 1 && (*kept)[0].root == v1.root;
+  }));
+}
+
+// The origin uploads slowly, so what a new node gets fast comes from peers.
+class SlowOriginAgentTest : public AgentTest {
+ protected:
+  void SetUp() override {
+    origin_rate_up_ = 1'000'000;
+    AgentTest::SetUp();
+  }
+};
+
+TEST_F(SlowOriginAgentTest, ANodeOnAnOlderVersionServesTheChunksItShares) {
+  PublishResult v1 = PublishTree("v1");
+  Agent& old_node = StartAgent(Options(1));
+  ASSERT_TRUE(PollUntil([&] {
+    auto x = ActiveOf(old_node);
+    return x && x->root == v1.root.Hex();
+  }));
+  // v2 is published but not released: node 1 stays on v1.
+  WriteFile(tree_ + "/small.txt", "hello again\n");
+  WriteFile(tree_ + "/added.txt", "new in v2\n");
+  PublishResult v2 = PublishTree("v2", /*release=*/false);
+  auto m1 = origin_->LoadManifest(v1.root);
+  auto m2 = origin_->LoadManifest(v2.root);
+  ASSERT_TRUE(m1 && m2);
+  auto l1 = ChunkLayout::Build(*m1);
+  auto l2 = ChunkLayout::Build(*m2);
+  ASSERT_TRUE(l1 && l2);
+  uint32_t shared = 0;
+  for (uint32_t i = 0; i < (*l2)->distinct_count(); ++i) {
+    if ((*l1)->Find((*l2)->hash(i))) ++shared;
+  }
+  ASSERT_GT(shared, 0u);
+  ASSERT_LT(shared, (*l2)->distinct_count());
+
+  // Node 1 serves v2's chunks it holds in v1, and the tracker lists it.
+  ASSERT_TRUE(PollUntil([&] {
+    auto s = old_node.GetStatus();
+    return s.datasets.size() == 1 && s.datasets[0].sharing &&
+           s.datasets[0].sharing->root == v2.root.Hex();
+  }));
+  auto sharing = *old_node.GetStatus().datasets[0].sharing;
+  EXPECT_EQ(sharing.label, "v2");
+  EXPECT_EQ(sharing.have_chunks, shared);
+  EXPECT_EQ(sharing.chunks, (*l2)->distinct_count());
+  ASSERT_TRUE(PollUntil([&] {
+    auto live = origin_->tracker().Live(kDataset, v2.root);
+    return std::ranges::find(live, uint64_t{0x1001}, &Announcer::node_id) !=
+           live.end();
+  }));
+  EXPECT_EQ(ActiveOf(old_node)->root, v1.root.Hex());
+
+  // A new node fetching v2 gets the shared chunks from node 1: the origin
+  // (1 MB/s) sends little more than the new ones.
+  AgentOptions fresh = Options(2);
+  fresh.pinned[kDataset] = "v2";
+  Agent& new_node = StartAgent(fresh);
+  ASSERT_TRUE(PollUntil([&] {
+    auto x = ActiveOf(new_node);
+    return x && x->root == v2.root.Hex();
+  }));
+  auto diffs = VerifyTree(CurrentOf(2), **m2);
+  ASSERT_TRUE(diffs);
+  EXPECT_TRUE(diffs->empty());
+  auto got = new_node.GetStatus().datasets[0];
+  EXPECT_GE(got.bytes_from_peers, (*l2)->distinct_bytes() / 2)
+      << "from origin " << got.bytes_from_origin;
+  EXPECT_EQ(ActiveOf(old_node)->root, v1.root.Hex());
+
+  // Once node 1 moves to v2 itself it stops serving v2 from v1.
+  auto released =
+      net::HttpPostJsonBlocking(url_ + "/v1/datasets/" + kDataset + "/release",
+                                nlohmann::json{{"version", v2.root.Hex()}});
+  ASSERT_TRUE(released && released->status == 200);
+  ASSERT_TRUE(PollUntil([&] {
+    auto x = ActiveOf(old_node);
+    return x && x->root == v2.root.Hex() &&
+           !old_node.GetStatus().datasets[0].sharing;
   }));
 }
 

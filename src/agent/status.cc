@@ -50,6 +50,30 @@ Result<double> GetNumber(const json& obj, const char* key,
     lhs = std::move(*fc_r);                          \
   } while (0)
 
+Result<StagingStatus> ParseProgress(const json& v, const std::string& where) {
+  if (!v.is_object()) return Malformed(where, "not an object");
+  std::string w = where + ".";
+  StagingStatus s;
+  FC_ASSIGN(s.root, GetString(v, "root", w));
+  FC_ASSIGN(s.label, GetString(v, "label", w));
+  FC_ASSIGN(s.have_chunks, GetUint(v, "have_chunks", w));
+  FC_ASSIGN(s.chunks, GetUint(v, "chunks", w));
+  FC_ASSIGN(s.have_bytes, GetUint(v, "have_bytes", w));
+  FC_ASSIGN(s.bytes, GetUint(v, "bytes", w));
+  return s;
+}
+
+json ProgressJson(const std::optional<StagingStatus>& s) {
+  if (!s) return nullptr;
+  return {{"root", s->root},
+          {"label", s->label},
+          {"have_chunks", s->have_chunks},
+          {"chunks", s->chunks},
+          {"have_bytes", s->have_bytes},
+          {"bytes", s->bytes},
+          {"progress", s->progress()}};
+}
+
 Result<DatasetStatus> ParseDataset(const json& d, const std::string& where) {
   if (!d.is_object()) return Malformed(where, "expected an object");
   DatasetStatus out;
@@ -65,18 +89,12 @@ Result<DatasetStatus> ParseDataset(const json& d, const std::string& where) {
   }
   auto staging = d.find("staging");
   if (staging != d.end() && !staging->is_null()) {
-    if (!staging->is_object()) {
-      return Malformed(w + "staging", "not an object");
-    }
-    std::string ws = w + "staging.";
-    StagingStatus s;
-    FC_ASSIGN(s.root, GetString(*staging, "root", ws));
-    FC_ASSIGN(s.label, GetString(*staging, "label", ws));
-    FC_ASSIGN(s.have_chunks, GetUint(*staging, "have_chunks", ws));
-    FC_ASSIGN(s.chunks, GetUint(*staging, "chunks", ws));
-    FC_ASSIGN(s.have_bytes, GetUint(*staging, "have_bytes", ws));
-    FC_ASSIGN(s.bytes, GetUint(*staging, "bytes", ws));
-    out.staging = std::move(s);
+    FC_ASSIGN(out.staging, ParseProgress(*staging, w + "staging"));
+  }
+  // May be absent (agents before it).
+  auto sharing = d.find("sharing");
+  if (sharing != d.end() && !sharing->is_null()) {
+    FC_ASSIGN(out.sharing, ParseProgress(*sharing, w + "sharing"));
   }
   // "failed" and "last_error" may be absent (agents before them).
   auto failed = d.find("failed");
@@ -113,16 +131,6 @@ json ToJson(const AgentStatus& s) {
     if (d.active) {
       active = {{"root", d.active->root}, {"label", d.active->label}};
     }
-    json staging = nullptr;
-    if (d.staging) {
-      staging = {{"root", d.staging->root},
-                 {"label", d.staging->label},
-                 {"have_chunks", d.staging->have_chunks},
-                 {"chunks", d.staging->chunks},
-                 {"have_bytes", d.staging->have_bytes},
-                 {"bytes", d.staging->bytes},
-                 {"progress", d.staging->progress()}};
-    }
     json failed = nullptr;
     if (d.failed) {
       failed = {{"root", d.failed->root},
@@ -133,7 +141,8 @@ json ToJson(const AgentStatus& s) {
     if (!d.last_error.empty()) last_error = d.last_error;
     datasets.push_back({{"name", d.name},
                         {"active", std::move(active)},
-                        {"staging", std::move(staging)},
+                        {"staging", ProgressJson(d.staging)},
+                        {"sharing", ProgressJson(d.sharing)},
                         {"failed", std::move(failed)},
                         {"last_error", std::move(last_error)},
                         {"peers", d.peers},

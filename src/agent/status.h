@@ -54,6 +54,10 @@ struct DatasetStatus {
   std::string name;
   std::optional<StatusVersion> active;
   std::optional<StagingStatus> staging;
+  // Another version whose chunks shared with the active one this node
+  // serves (docs/swarm.md, "Serving shared chunks"): have_* is what it
+  // can serve of it. Null when none.
+  std::optional<StagingStatus> sharing;
   std::optional<FailedStatus> failed;
   std::string last_error;  // the dataset's latest error; "" when none
   uint32_t peers = 0;
@@ -74,7 +78,8 @@ struct AgentStatus {
 
 // {"node_id","zone","address","datasets":[{"name","active":{"root","label"}
 // |null,"staging":{"root","label","have_chunks","chunks","have_bytes",
-// "bytes","progress"}|null,"failed":{"root","label","reason"}|null,
+// "bytes","progress"}|null,"sharing":{same fields}|null,
+// "failed":{"root","label","reason"}|null,
 // "last_error":string|null,"peers","rate_down_bps","rate_up_bps",
 // "bytes_from_peers","bytes_from_origin"}]}
 nlohmann::json ToJson(const AgentStatus& status);

@@ -18,6 +18,7 @@ AgentStatus Sample() {
   a.name = "models/ranker";
   a.active = StatusVersion{std::string(64, 'a'), "v1"};
   a.staging = StagingStatus{std::string(64, 'b'), "v2", 3, 4, 300, 400};
+  a.sharing = StagingStatus{std::string(64, 'd'), "v4", 9, 10, 900, 1000};
   a.peers = 5;
   a.rate_down_bps = 1.5e6;
   a.rate_up_bps = 2e5;
@@ -45,6 +46,8 @@ TEST(AgentStatusTest, RendersTheContract) {
   EXPECT_EQ(d["staging"]["have_chunks"], 3);
   EXPECT_EQ(d["staging"]["bytes"], 400);
   EXPECT_DOUBLE_EQ(d["staging"]["progress"].get<double>(), 0.75);
+  EXPECT_EQ(d["sharing"]["label"], "v4");
+  EXPECT_DOUBLE_EQ(d["sharing"]["progress"].get<double>(), 0.9);
   EXPECT_EQ(d["peers"], 5);
   EXPECT_EQ(d["bytes_from_origin"], 24);
   EXPECT_EQ(d["failed"]["label"], "v3");
@@ -54,18 +57,21 @@ TEST(AgentStatusTest, RendersTheContract) {
   EXPECT_EQ(d["last_error"], d["failed"]["reason"]);
   EXPECT_TRUE(j["datasets"][1]["active"].is_null());
   EXPECT_TRUE(j["datasets"][1]["staging"].is_null());
+  EXPECT_TRUE(j["datasets"][1]["sharing"].is_null());
   EXPECT_TRUE(j["datasets"][1]["failed"].is_null());
   EXPECT_TRUE(j["datasets"][1]["last_error"].is_null());
 }
 
-TEST(AgentStatusTest, FailedAndLastErrorMayBeAbsent) {
+TEST(AgentStatusTest, FailedLastErrorAndSharingMayBeAbsent) {
   json j = ToJson(Sample());
   j["datasets"][0].erase("failed");
   j["datasets"][0].erase("last_error");
+  j["datasets"][0].erase("sharing");
   auto parsed = ParseAgentStatus(j.dump());
   ASSERT_TRUE(parsed) << parsed.error().ToString();
   EXPECT_FALSE(parsed->datasets[0].failed.has_value());
   EXPECT_EQ(parsed->datasets[0].last_error, "");
+  EXPECT_FALSE(parsed->datasets[0].sharing.has_value());
 }
 
 TEST(AgentStatusTest, RoundTrips) {
@@ -83,6 +89,13 @@ TEST(AgentStatusTest, MalformedIsAnErrorNamingTheField) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::kCorrupt);
   EXPECT_NE(r.error().message.find("datasets[0].staging.bytes"),
+            std::string::npos)
+      << r.error().message;
+  j = ToJson(Sample());
+  j["datasets"][0]["sharing"].erase("root");
+  r = ParseAgentStatus(j.dump());
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("datasets[0].sharing.root"),
             std::string::npos)
       << r.error().message;
   j = ToJson(Sample());

@@ -114,6 +114,15 @@ json AnnounceRequestToJson(const AnnounceRequest& r) {
     j["failed_root"] = r.failed_root->Hex();
     j["failure"] = r.failure;
   }
+  if (!r.serves.empty()) {
+    json serves = json::array();
+    for (const auto& served : r.serves) {
+      double share = std::isfinite(served.progress) ? served.progress : 0;
+      serves.push_back(json{{"root", served.root.Hex()},
+                            {"progress", std::clamp(share, 0.0, 1.0)}});
+    }
+    j["serves"] = std::move(serves);
+  }
   return j;
 }
 

@@ -63,11 +63,20 @@ struct AnnounceRequest {
   // failed, its manifest was bad, ...) and why, in a line.
   std::optional<Digest> failed_root;
   std::string failure;
+  // Another version this node serves part of (the chunks it shares with
+  // the active one; docs/swarm.md, "Serving shared chunks") and the share
+  // of its bytes it holds, 0..1.
+  struct Served {
+    Digest root;
+    double progress = 0;
+  };
+  std::vector<Served> serves;
   AnnounceEvent event = AnnounceEvent::kNone;
 };
 
 // The request body ("root", "active_root", "failed_root" and "failure"
-// omitted when unset; "event" is "started", "stopped" or "").
+// omitted when unset, "serves" when empty; "event" is "started",
+// "stopped" or "").
 nlohmann::json AnnounceRequestToJson(const AnnounceRequest& request);
 
 struct VersionRef {

@@ -270,6 +270,12 @@ TEST(AnnounceRequestTest, ToJson) {
   j = AnnounceRequestToJson(req);
   EXPECT_EQ(j["failed_root"], kRootB);
   EXPECT_EQ(j["failure"], "verify_command exited 1: bad");
+  EXPECT_FALSE(j.contains("serves"));
+  req.serves.push_back({*Digest::FromHex(kRootA), 1.5});
+  j = AnnounceRequestToJson(req);
+  ASSERT_EQ(j["serves"].size(), 1u);
+  EXPECT_EQ(j["serves"][0]["root"], kRootA);
+  EXPECT_EQ(j["serves"][0]["progress"], 1.0);
 }
 
 TEST(AnnounceDelayTest, JitteredIntervalAfterSuccess) {

@@ -2,6 +2,7 @@
 // (src/tracker): both sides of the POST /v1/announce contract agree.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/this_coro.hpp>
 #include <chrono>
 #include <memory>
@@ -98,6 +99,18 @@ TEST(TrackerContractTest, TheAgentUnderstandsTheTracker) {
   EXPECT_FALSE(none.latest);
   EXPECT_FALSE(none.root);
   EXPECT_TRUE(none.peers.empty());
+
+  // A node on another version that serves the chunks it shares with the
+  // latest one is in the latest one's peer list.
+  AnnounceRequest sharing = Request(5, "z1", true);
+  sharing.root = D('a');
+  sharing.serves.push_back({D('c'), 0.9});
+  auto shared =
+      rt.BlockOn(AnnounceAll(url, {sharing, Request(6, "z1", false)}));
+  ASSERT_EQ(shared.size(), 2u);
+  ASSERT_TRUE(shared[1]) << shared[1].error().ToString();
+  EXPECT_NE(std::ranges::find(shared[1]->peers, 5u, &TrackerPeer::node_id),
+            shared[1]->peers.end());
 
   // A request the tracker refuses comes back as a typed error.
   AnnounceRequest bad = Request(4, "z1", false);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -37,6 +38,45 @@ Result<uint64_t> OptionalCount(const json& j, std::string_view field) {
     return BadField(field, "must be a non-negative integer");
   }
   return it->get<uint64_t>();
+}
+
+// An optional number in 0..1; absent or null gives 0.
+Result<double> OptionalShare(const json& j, std::string_view field) {
+  auto it = j.find(field);
+  if (it == j.end() || it->is_null()) return 0.0;
+  if (!it->is_number()) return BadField(field, "must be a number");
+  double p = it->get<double>();
+  if (!std::isfinite(p) || p < 0 || p > 1) {
+    return BadField(field, "must be between 0 and 1");
+  }
+  return p;
+}
+
+// "serves": [{"root": HEX, "progress": 0..1}, ...], at most
+// kMaxServedVersions.
+Result<std::vector<ServedVersion>> ParseServes(const json& j) {
+  std::vector<ServedVersion> out;
+  auto it = j.find("serves");
+  if (it == j.end() || it->is_null()) return out;
+  if (!it->is_array()) return BadField("serves", "must be an array");
+  if (it->size() > kMaxServedVersions) {
+    return BadField("serves",
+                    fmt::format("at most {} entries", kMaxServedVersions));
+  }
+  for (size_t i = 0; i < it->size(); ++i) {
+    const json& e = (*it)[i];
+    std::string field = fmt::format("serves[{}]", i);
+    if (!e.is_object()) return BadField(field, "must be an object");
+    auto root = OptionalDigest(e, "root");
+    if (!root) return BadField(field + ".root", root.error().message);
+    if (!*root) return BadField(field + ".root", "is required");
+    auto progress = OptionalShare(e, "progress");
+    if (!progress) {
+      return BadField(field + ".progress", progress.error().message);
+    }
+    out.push_back(ServedVersion{**root, *progress});
+  }
+  return out;
 }
 
 bool IsValidZone(std::string_view zone) {
@@ -149,14 +189,12 @@ Result<AnnounceRequest> ParseAnnounceRequest(std::string_view body) {
   if (!failure) return std::unexpected(failure.error());
   r.failure = CutUtf8(std::move(*failure), kMaxFailureBytes);
 
-  if (auto it = j.find("progress"); it != j.end() && !it->is_null()) {
-    if (!it->is_number()) return BadField("progress", "must be a number");
-    double p = it->get<double>();
-    if (!std::isfinite(p) || p < 0 || p > 1) {
-      return BadField("progress", "must be between 0 and 1");
-    }
-    r.progress = p;
-  }
+  auto progress = OptionalShare(j, "progress");
+  if (!progress) return std::unexpected(progress.error());
+  r.progress = *progress;
+  auto serves = ParseServes(j);
+  if (!serves) return std::unexpected(serves.error());
+  r.serves = std::move(*serves);
   if (auto it = j.find("complete"); it != j.end() && !it->is_null()) {
     if (!it->is_boolean()) return BadField("complete", "must be a boolean");
     r.complete = it->get<bool>();
@@ -237,6 +275,24 @@ AnnounceResponse TrackerService::Announce(const AnnounceRequest& request) {
     std::lock_guard lock(mu_);
     ++announces_;
     const TimePoint now = Now();
+    // Versions the node served part of before and no longer does (or it
+    // stops): it leaves their swarms now rather than at its ttl.
+    std::vector<Digest> unserved;
+    if (auto it = nodes_.find(request.dataset); it != nodes_.end()) {
+      if (auto n = it->second.find(request.node_id); n != it->second.end()) {
+        for (const Digest& root : n->second.served) {
+          bool still = request.event != AnnounceEvent::kStopped &&
+                       (root == response.root ||
+                        std::ranges::any_of(request.serves, [&](const auto& s) {
+                          return s.root == root;
+                        }));
+          if (!still) unserved.push_back(root);
+        }
+      }
+    }
+    for (const Digest& root : unserved) {
+      registry_.Remove(SwarmKey{request.dataset, root}, request.node_id);
+    }
     // What the node says about the dataset, for the channel and the status.
     if (request.event == AnnounceEvent::kStopped) {
       if (auto it = nodes_.find(request.dataset); it != nodes_.end()) {
@@ -245,6 +301,10 @@ AnnounceResponse TrackerService::Announce(const AnnounceRequest& request) {
       }
     } else {
       NodeEntry& e = nodes_[request.dataset][request.node_id];
+      e.served.clear();
+      for (const ServedVersion& served : request.serves) {
+        if (served.root != response.root) e.served.push_back(served.root);
+      }
       e.address = request.address;
       e.zone = request.zone;
       e.root = request.root;
@@ -281,6 +341,21 @@ AnnounceResponse TrackerService::Announce(const AnnounceRequest& request) {
         a.progress = request.progress;
         a.complete = request.complete;
         registry_.Announce(key, std::move(a), now);
+      }
+      // The node serves part of other versions too: peers fetching those
+      // find it in their lists (it is never complete there unless it holds
+      // every chunk).
+      for (const ServedVersion& served : request.serves) {
+        if (served.root == *response.root) continue;
+        if (request.event == AnnounceEvent::kStopped) break;
+        const SwarmKey other{request.dataset, served.root};
+        Announcer a;
+        a.node_id = request.node_id;
+        a.address = request.address;
+        a.zone = request.zone;
+        a.progress = served.progress;
+        a.complete = served.progress >= 1.0;
+        registry_.Announce(other, std::move(a), now);
       }
       PeerSelection selection =
           SelectPeers(registry_, key, request.node_id, request.zone, now, rng_,

@@ -74,6 +74,18 @@ using LatestProvider =
 
 enum class AnnounceEvent { kNone, kStarted, kStopped };
 
+// Another version of the dataset the node serves part of: the chunks it
+// shares with a version the node holds (docs/swarm.md, "Serving shared
+// chunks"). The node is registered in that version's swarm too.
+struct ServedVersion {
+  Digest root;
+  double progress = 0;  // 0..1: the share of its bytes the node can serve
+  bool operator==(const ServedVersion&) const = default;
+};
+
+// Most entries accepted in AnnounceRequest::serves.
+inline constexpr size_t kMaxServedVersions = 4;
+
 struct AnnounceRequest {
   uint64_t node_id = 0;
   std::string address;  // "host:port" where peers connect
@@ -89,6 +101,9 @@ struct AnnounceRequest {
   // says why (at most kMaxFailureBytes).
   std::optional<Digest> failed_root;
   std::string failure;
+  // Other versions the node serves part of (at most kMaxServedVersions;
+  // an entry for `root` itself is ignored).
+  std::vector<ServedVersion> serves;
   AnnounceEvent event = AnnounceEvent::kNone;
 };
 
@@ -235,6 +250,8 @@ class TrackerService {
     std::string failure;
     double progress = 0;
     bool complete = false;
+    // Other versions it said it serves part of (AnnounceRequest::serves).
+    std::vector<Digest> served;
     TimePoint last_seen{};
   };
   using NodeMap = std::map<uint64_t, NodeEntry>;

@@ -119,6 +119,43 @@ TEST(ParseAnnounceRequest, MalformedInputNamesTheField) {
   }
 }
 
+TEST(ParseAnnounceRequest, ServesOtherVersions) {
+  json j = ValidAnnounce();
+  j["serves"] = json::array({json{{"root", D(3).Hex()}, {"progress", 0.97}},
+                             json{{"root", D(4).Hex()}}});
+  auto r = ParseAnnounceRequest(j.dump());
+  ASSERT_TRUE(r) << r.error().ToString();
+  ASSERT_EQ(r->serves.size(), 2u);
+  EXPECT_EQ(r->serves[0], (ServedVersion{D(3), 0.97}));
+  EXPECT_EQ(r->serves[1], (ServedVersion{D(4), 0}));
+
+  struct Case {
+    json serves;
+    std::string subject;
+  };
+  const std::vector<Case> cases = {
+      {json("x"), "serves"},
+      {json::array({1}), "serves[0]"},
+      {json::array({json{{"progress", 0.5}}}), "serves[0].root"},
+      {json::array({json{{"root", "abc"}}}), "serves[0].root"},
+      {json::array({json{{"root", D(3).Hex()}, {"progress", 2}}}),
+       "serves[0].progress"},
+      {json::array({json{{"root", D(3).Hex()}},
+                    json{{"root", D(3).Hex()}, {"progress", "x"}}}),
+       "serves[1].progress"},
+      {json(std::vector<json>(kMaxServedVersions + 1,
+                              json{{"root", D(3).Hex()}})),
+       "serves"},
+  };
+  for (const auto& c : cases) {
+    j["serves"] = c.serves;
+    auto bad = ParseAnnounceRequest(j.dump());
+    ASSERT_FALSE(bad) << c.serves.dump();
+    EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
+    EXPECT_EQ(bad.error().subject, c.subject) << c.serves.dump();
+  }
+}
+
 TEST(NodeId, RoundTrip) {
   EXPECT_EQ(FormatNodeId(0xabc), "0000000000000abc");
   EXPECT_EQ(*ParseNodeId("ffffffffffffffff"), ~uint64_t{0});
@@ -186,6 +223,52 @@ TEST_F(TrackerServiceTest, ExplicitRootIsItsOwnSwarm) {
   EXPECT_TRUE(other.peers.empty());
   ASSERT_TRUE(other.latest);  // still told what the latest is
   EXPECT_EQ(other.latest->root, D(7));
+}
+
+TEST_F(TrackerServiceTest, NodeServingSharedChunksIsAPeerOfThatVersion) {
+  // Node 1 runs D(2) and serves the chunks D(7) shares with it.
+  auto r = Req(1, "z1", true, D(2));
+  r.serves = {ServedVersion{D(7), 0.99}, ServedVersion{D(2), 1}};
+  auto own = tracker_->Announce(r);
+  EXPECT_EQ(own.root, std::optional<Digest>(D(2)));
+  ASSERT_EQ(tracker_->Live("ds", D(7)).size(), 1u);
+  EXPECT_FALSE(tracker_->Live("ds", D(7))[0].complete);
+  EXPECT_DOUBLE_EQ(tracker_->Live("ds", D(7))[0].progress, 0.99);
+  EXPECT_EQ(tracker_->Live("ds", D(2)).size(), 1u);  // listed once
+
+  // A node fetching D(7) is told about it.
+  auto fetcher = tracker_->Announce(Req(2, "z1", false, D(7)));
+  ASSERT_EQ(fetcher.peers.size(), 1u);
+  EXPECT_EQ(fetcher.peers[0].node_id, 1u);
+
+  // It stops serving D(7): gone from that swarm at once, not at its ttl.
+  r.serves.clear();
+  tracker_->Announce(r);
+  EXPECT_TRUE(tracker_->Announce(Req(2, "z1", false, D(7))).peers.empty());
+
+  // Serving again, then stopping altogether: gone from both swarms.
+  r.serves = {ServedVersion{D(7), 1}};
+  tracker_->Announce(r);
+  auto live = tracker_->Live("ds", D(7));
+  auto one = std::ranges::find(live, 1u, &Announcer::node_id);
+  ASSERT_NE(one, live.end());
+  EXPECT_TRUE(one->complete);
+  r.event = AnnounceEvent::kStopped;
+  tracker_->Announce(r);
+  EXPECT_TRUE(tracker_->Announce(Req(2, "z1", false, D(7))).peers.empty());
+  EXPECT_TRUE(tracker_->Live("ds", D(2)).empty());
+}
+
+TEST_F(TrackerServiceTest, NodeThatStartsFetchingAServedVersionStaysListed) {
+  auto r = Req(1, "z1", true, D(2));
+  r.serves = {ServedVersion{D(7), 0.5}};
+  tracker_->Announce(r);
+  // It now stages D(7) itself (its announce root) and serves nothing else.
+  auto staging = Req(1, "z1", false, D(7));
+  tracker_->Announce(staging);
+  auto fetcher = tracker_->Announce(Req(2, "z1", false, D(7)));
+  ASSERT_EQ(fetcher.peers.size(), 1u);
+  EXPECT_EQ(fetcher.peers[0].node_id, 1u);
 }
 
 TEST_F(TrackerServiceTest, UnknownDatasetGetsNothing) {

@@ -140,12 +140,21 @@ def pid_alive(pid):
         return False
 
 
+def default_cc():
+    try:
+        with open("/proc/sys/net/ipv4/tcp_congestion_control") as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
+
+
 class Testbed:
     """Namespaces, links and every process of one invocation, tracked by PID."""
 
-    def __init__(self, prefix, work):
+    def __init__(self, prefix, work, cc=None):
         self.prefix = f"{prefix}{os.getpid()}-"
         self.work = work
+        self.cc = cc  # TCP congestion control in every host; None: the kernel's default
         self.namespaces = []  # created by us, removed in cleanup
         self.procs = {}       # pid -> Popen (each the leader of its own process group)
         self.sw = self.prefix + "sw"
@@ -180,6 +189,9 @@ class Testbed:
         for i, mbit in enumerate(rates):
             h = self.host_ns(i)
             self.add_ns(h)
+            if self.cc:
+                run(["ip", "netns", "exec", h, "sysctl", "-q", "-w",
+                     f"net.ipv4.tcp_congestion_control={self.cc}"])
             # Both ends are created inside namespaces: nothing in the root one.
             run(["ip", "-n", self.sw, "link", "add", f"v{i}", "type", "veth",
                  "peer", "name", "eth0", "netns", h])
@@ -1003,6 +1015,8 @@ def main():
     ap.add_argument("--systems", default="fleetcast,http,bittorrent")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cc", default=None,
+                    help="TCP congestion control in every host (e.g. cubic, bbr; default: the kernel's)")
     ap.add_argument("--results", default=os.path.join(REPO, "bench", "results", "swarm.jsonl"))
     ap.add_argument("--timeout", type=float, default=0, help="seconds per run (default: 60 + 4 x N x F/B)")
     ap.add_argument("--netns-prefix", default="fcsw-")
@@ -1039,7 +1053,7 @@ def main():
     ctx.rates = [a.rate] + [a.rate * (1 + a.rate_spread / 100 * rng.uniform(-1, 1)) for _ in range(a.nodes)]
     base = os.environ.get("TMPDIR") or "/var/tmp"
     ctx.work = work = tempfile.mkdtemp(prefix="fleetcast-swarm-", dir=base)
-    ctx.tb = tb = Testbed(a.netns_prefix, work)
+    ctx.tb = tb = Testbed(a.netns_prefix, work, a.cc)
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     results_dir = os.path.dirname(os.path.abspath(a.results))
     csv_path = os.path.join(results_dir, f"swarm-{run_id}.csv")
@@ -1094,6 +1108,7 @@ def main():
                         "fs": fstype, "loadavg_at_start": os.getloadavg()[0]},
             "nodes": a.nodes, "files": len(ctx.names), "bytes": ctx.bytes, "rate_mbit": a.rate,
             "zones": a.zones, "rate_spread_pct": a.rate_spread, "seed": a.seed, "repeats": a.repeat,
+            "tcp_cc": a.cc or default_cc(),
             "ideal_s": ctx.ideal_s,
             "csv": rel(csv_path), "links_csv": rel(links_path),
             "plot": None,

@@ -319,7 +319,9 @@ void SwarmScheduler::BuildLateTimes() {
     uint64_t ahead = 0;
     for (const Request& r : p.in_flight) {
       ahead += r.bytes;
-      TimePoint late = p.progress_ref + FromSeconds(2.0 * double(ahead) / rate);
+      TimePoint late =
+          std::max(p.progress_ref + FromSeconds(2.0 * double(ahead) / rate),
+                   r.sent + options_.endgame_min_wait);
       auto [it, fresh] = late_at_.try_emplace(r.index, late);
       if (!fresh && late < it->second) it->second = late;
     }

@@ -16,7 +16,8 @@
 // - What: rarest-first with random tie-break, end-game duplicates at the
 //   end (piece_picker.h) — a chunk gets a second requester only once its
 //   request is late: its peer had time for twice the bytes queued up to it
-//   at its measured rate since its last delivery.
+//   at its measured rate since its last delivery, and it is at least
+//   endgame_min_wait old.
 // - From whom: peers fall in three tiers — same-zone agents, other-zone
 //   agents, the origin. A chunk is requested from a tier only when no
 //   connected peer of a better tier holds it, so cross-zone traffic and
@@ -144,6 +145,11 @@ struct SwarmSchedulerOptions {
   std::chrono::milliseconds busy_backoff{500};
   std::chrono::seconds ban_duration{600};
   size_t max_endgame_requesters = 2;
+  // A request is never late (never duplicated in the end game) before it
+  // is this old: a rate measured over less is noise, and a duplicate that
+  // arrives second costs a whole chunk (e.g. 12 agents fetching an
+  // update's few new chunks at once, all from the origin at first).
+  std::chrono::milliseconds endgame_min_wait{500};
   size_t max_request_batch = 64;  // indices per RequestAction per fill
   // Zone / origin tiers as described above; false: any peer for any chunk.
   bool prefer_tiers = true;

@@ -396,6 +396,36 @@ TEST(SwarmSchedulerTest, NoEndGameDuplicatesWhilePeersAreOnSchedule) {
   EXPECT_TRUE(ActionsOf<CancelAction>(sim.log).empty());
 }
 
+// However fast a peer should have been, a request younger than
+// endgame_min_wait gets no second requester.
+TEST(SwarmSchedulerTest, NoEndGameDuplicateBeforeTheMinimumWait) {
+  auto duplicated_at = [](std::chrono::milliseconds min_wait,
+                          std::chrono::milliseconds at) {
+    const uint32_t n = 2;
+    auto lengths = std::make_shared<std::vector<uint32_t>>(n, kLen);
+    Rng rng(3);
+    SwarmSchedulerOptions o;
+    o.initial_window_bytes = n * kLen;
+    o.assumed_rate_bytes_per_s = 1e12;  // late at once by the rate rule
+    o.endgame_min_wait = min_wait;
+    SwarmScheduler s(lengths, ChunkBitset(), rng, o);
+    s.AddPeer({1, "", true, false}, kT0);
+    EXPECT_EQ(RequestedFrom(s.OnBitfield(1, ChunkBitset(n, true), kT0), 1)
+                  .size(),
+              n);
+    s.AddPeer({2, "", true, false}, kT0 + 100ms);
+    std::vector<SwarmAction> actions;
+    for (auto& a : s.OnBitfield(2, ChunkBitset(n, true), kT0 + 100ms)) {
+      actions.push_back(a);
+    }
+    for (auto& a : s.OnTick(kT0 + at)) actions.push_back(a);
+    return RequestedFrom(actions, 2).size();
+  };
+  EXPECT_EQ(duplicated_at(0ms, 100ms), 2u);  // the rate rule alone
+  EXPECT_EQ(duplicated_at(500ms, 400ms), 0u);
+  EXPECT_EQ(duplicated_at(500ms, 600ms), 2u);
+}
+
 TEST(SwarmSchedulerTest, SameSeedSameDecisions) {
   auto run = [](uint64_t seed) {
     Sim sim(150, kLen, seed);

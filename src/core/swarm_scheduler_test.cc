@@ -410,9 +410,8 @@ TEST(SwarmSchedulerTest, NoEndGameDuplicateBeforeTheMinimumWait) {
     o.endgame_min_wait = min_wait;
     SwarmScheduler s(lengths, ChunkBitset(), rng, o);
     s.AddPeer({1, "", true, false}, kT0);
-    EXPECT_EQ(RequestedFrom(s.OnBitfield(1, ChunkBitset(n, true), kT0), 1)
-                  .size(),
-              n);
+    EXPECT_EQ(
+        RequestedFrom(s.OnBitfield(1, ChunkBitset(n, true), kT0), 1).size(), n);
     s.AddPeer({2, "", true, false}, kT0 + 100ms);
     std::vector<SwarmAction> actions;
     for (auto& a : s.OnBitfield(2, ChunkBitset(n, true), kT0 + 100ms)) {

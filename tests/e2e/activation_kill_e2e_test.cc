@@ -25,52 +25,30 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "agent/status.h"
-#include "background_process.h"
-#include "net/http_client.h"
-#include "subprocess.h"
+#include "e2e_support.h"
 
 namespace fleetcast::testing {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 constexpr char kDataset[] = "e2e/activation";
 
-#ifdef FLEETCAST_E2E_SANITIZED
-constexpr int kSlowdown = 3;
-#else
-constexpr int kSlowdown = 1;
-#endif
-
-// Polls `done` every 20 ms until it holds or `limit` passes.
-template <typename F>
-bool PollUntil(F done, std::chrono::seconds limit = 60s) {
-  const auto deadline = Clock::now() + limit * kSlowdown;
-  while (Clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(20ms);  // polling interval
-  }
-  return done();
-}
-
-void WriteFile(const fs::path& path, const std::string& data) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << data;
-  ASSERT_TRUE(out.good()) << path;
+// Polls `done` every 20 ms until it holds or `limit` (scaled) passes.
+bool PollFor(const std::function<bool()>& done,
+             std::chrono::seconds limit = 60s) {
+  return PollUntil(done, Scaled(limit), 20ms);
 }
 
 std::string RandomText(uint64_t seed, size_t n) {
@@ -80,81 +58,36 @@ std::string RandomText(uint64_t seed, size_t n) {
   return s;
 }
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 class ActivationE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl =
-        (fs::temp_directory_path() / "fleetcast-activation-e2e-XXXXXX");
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    work_ = tmpl;
-    key_ = (work_ / "key").string();
-    RunResult r = Fc({"keygen", "--out", key_});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(MakeWorkDirWithKey("fleetcast-activation-e2e", &work_, &key_));
     store_ = (work_ / "store").string();
     data_ = work_ / "agent" / "data";
-    state_ = work_ / "agent" / "state";
   }
 
   void TearDown() override {
     KillHook();
-    if (HasFailure()) {
-      if (origin_)
-        ADD_FAILURE() << "origin stderr:\n" << Tail(origin_->Stderr());
-      ADD_FAILURE() << "agent stderr:\n"
-                    << Tail(agent_log_ + (agent_ ? agent_->Stderr() : ""));
-    }
-    for (BackgroundProcess* p : {agent_.get(), origin_.get()}) {
-      if (p && !p->Wait(0ms)) {
-        p->Signal(SIGTERM);
-        EXPECT_EQ(p->Wait(30s * kSlowdown), std::optional<int>(0));
-      }
-    }
+    StopGracefully({{"agent", agent_.get()}}, Scaled(30s));
+    StopGracefully({{"origin", origin_.get()}}, Scaled(30s));
+    if (origin_) ReportStderr("origin", origin_->Stderr());
+    ReportStderr("agent", agent_log_ + (agent_ ? agent_->Stderr() : ""));
     agent_.reset();
     origin_.reset();
-    std::error_code ec;
-    // Versions are read-only: make the tree removable.
-    for (fs::recursive_directory_iterator it(work_, ec), end; !ec && it != end;
-         it.increment(ec)) {
-      if (it->is_directory() && !it->is_symlink()) {
-        fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add,
-                        ec);
-      }
-    }
-    fs::remove_all(work_, ec);
-  }
-
-  static std::string Tail(const std::string& s, size_t n = 6000) {
-    return s.size() <= n ? s : "...\n" + s.substr(s.size() - n);
-  }
-
-  RunResult Fc(std::vector<std::string> args) {
-    args.insert(args.begin(), FLEETCAST_BIN);
-    return fleetcast::testing::Run(args);
+    RemoveTree(work_);
   }
 
   void StartOrigin() {
-    origin_ = std::make_unique<BackgroundProcess>(std::vector<std::string>{
-        FLEETCAST_BIN, "origin", "--store", store_, "--listen", "127.0.0.1:0",
-        "--trust", key_ + ".pub"});
-    ASSERT_TRUE(origin_->started());
-    auto address = origin_->WaitForLine("listening on ", 30s * kSlowdown);
-    ASSERT_TRUE(address) << origin_->Stderr();
-    origin_url_ = "http://" + *address;
+    ASSERT_TRUE(StartServer(OriginArgv(store_, {"--trust", key_ + ".pub"}),
+                            "origin", Scaled(30s), &origin_, &origin_url_));
   }
 
   // Publishes `dir` with --release; returns the root.
   std::string Publish(const fs::path& dir) {
-    RunResult r =
-        Fc({"publish", dir.string(), "--origin", origin_url_, "--dataset",
-            kDataset, "--key", key_, "--json", "--release"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    if (r.exit_code != 0) return "";
-    return json::parse(r.out)["root"].get<std::string>();
+    json j = PublishJson(dir, kDataset, key_,
+                         {"--origin", origin_url_, "--release"});
+    if (!j.is_object()) return "";
+    return j["root"].get<std::string>();
   }
 
   // v1: 240 small files in 12 directories and two of 1 MB; v2 changes 30
@@ -216,22 +149,9 @@ class ActivationE2eTest : public ::testing::Test {
   // here through /proc/PID/root.
   void StartAgent(const std::vector<std::string>& extra,
                   const std::string& tmpfs_size = "") {
-    std::vector<std::string> argv = {FLEETCAST_BIN,
-                                     "agent",
-                                     "--tracker",
-                                     origin_url_,
-                                     "--data",
-                                     data_.string(),
-                                     "--state",
-                                     state_.string(),
-                                     "--listen",
-                                     "127.0.0.1:0",
-                                     "--subscribe",
-                                     kDataset,
-                                     "--trust",
-                                     key_ + ".pub",
-                                     "--announce-interval",
-                                     "1"};
+    std::vector<std::string> argv =
+        AgentArgv({origin_url_}, work_ / "agent", kDataset, key_ + ".pub",
+                  {"--announce-interval", "1"});
     argv.insert(argv.end(), extra.begin(), extra.end());
     if (!tmpfs_size.empty()) {
       fs::create_directories(data_);
@@ -242,20 +162,11 @@ class ActivationE2eTest : public ::testing::Test {
       argv = {"unshare", "-rm", "/bin/sh", "-c", command};
     }
     if (agent_) agent_log_ += agent_->Stderr() + "\n--- restart ---\n";
-    agent_ = std::make_unique<BackgroundProcess>(argv);
-    ASSERT_TRUE(agent_->started());
-    auto address = agent_->WaitForLine("listening on ", 30s * kSlowdown);
-    ASSERT_TRUE(address) << agent_->Stderr();
-    agent_url_ = "http://" + *address;
+    ASSERT_TRUE(StartServer(argv, "agent", Scaled(30s), &agent_, &agent_url_));
   }
 
   std::optional<agent::DatasetStatus> AgentStatus() {
-    auto r = net::HttpGetBlocking(agent_url_ + "/v1/status", 5s);
-    if (!r || r->status != 200) return std::nullopt;
-    auto s = agent::ParseAgentStatus(r->body);
-    EXPECT_TRUE(s) << r->body;
-    if (!s || s->datasets.size() != 1) return std::nullopt;
-    return s->datasets[0];
+    return AgentDatasetStatus(agent_url_, kDataset);
   }
   bool ActiveIs(const std::string& root) {
     auto d = AgentStatus();
@@ -274,10 +185,7 @@ class ActivationE2eTest : public ::testing::Test {
 
   // `fleetcast verify` of `dir` against `root`.
   void ExpectTreeIs(const fs::path& dir, const std::string& root) {
-    RunResult r = Fc(
-        {"verify", dir.string(), "--store", store_, "--root", root, "--json"});
-    EXPECT_EQ(r.exit_code, 0) << dir << " is not " << root << ":\n"
-                              << r.out << r.err;
+    EXPECT_TRUE(TreeVerifies(dir, store_, root, {"--json"}));
   }
 
   // On disk, `current` is one complete version whose tree is exactly it:
@@ -293,7 +201,6 @@ class ActivationE2eTest : public ::testing::Test {
   std::string key_;
   std::string store_;
   fs::path data_;
-  fs::path state_;
   std::string origin_url_;
   std::string agent_url_;
   std::string agent_log_;  // stderr of earlier runs of the agent
@@ -315,14 +222,14 @@ TEST_F(ActivationE2eTest, KillDuringTheVerifyHookKeepsV1AndRestartEndsOnV2) {
                                            (work_ / "agent.toml").string()};
   StartAgent(config);
   ASSERT_FALSE(HasFatalFailure());
-  ASSERT_TRUE(PollUntil([&] { return ActiveIs(v1); }));
+  ASSERT_TRUE(PollFor([&] { return ActiveIs(v1); }));
 
   // v2's verify hook blocks: v2 is complete in versions/, not active.
   WriteFile(Gate(), "");
   MakeV2(tree);
   const std::string v2 = Publish(tree);
   ASSERT_EQ(v2.size(), 64u);
-  ASSERT_TRUE(PollUntil([&] { return fs::exists(Marker()); }))
+  ASSERT_TRUE(PollFor([&] { return fs::exists(Marker()); }))
       << "the verify hook of v2 never started";
   agent_->Signal(SIGKILL);
   ASSERT_EQ(agent_->Wait(30s), std::optional<int>(128 + SIGKILL));
@@ -348,7 +255,7 @@ TEST_F(ActivationE2eTest, KillDuringTheVerifyHookKeepsV1AndRestartEndsOnV2) {
   fs::remove(Gate());
   StartAgent(config);
   ASSERT_FALSE(HasFatalFailure());
-  ASSERT_TRUE(PollUntil([&] { return ActiveIs(v2); }));
+  ASSERT_TRUE(PollFor([&] { return ActiveIs(v2); }));
   ExpectCurrentIsExactly(v2);
   EXPECT_EQ(ReadFile(HooksLog()), "verify v1\nverify v2\nverify v2\n");
   // v1 is kept as the rollback target, still whole.
@@ -373,16 +280,16 @@ TEST_F(ActivationE2eTest, KillDuringThePostActivateHookLeavesV2Whole) {
                                            (work_ / "agent.toml").string()};
   StartAgent(config);
   ASSERT_FALSE(HasFatalFailure());
-  ASSERT_TRUE(PollUntil([&] { return ActiveIs(v1); }));
+  ASSERT_TRUE(PollFor([&] { return ActiveIs(v1); }));
   ASSERT_TRUE(
-      PollUntil([&] { return ReadFile(HooksLog()) == "post_activate v1\n"; }));
+      PollFor([&] { return ReadFile(HooksLog()) == "post_activate v1\n"; }));
 
   // The hook runs right after `current` moved to v2, and blocks there.
   WriteFile(Gate(), "");
   MakeV2(tree);
   const std::string v2 = Publish(tree);
   ASSERT_EQ(v2.size(), 64u);
-  ASSERT_TRUE(PollUntil([&] { return fs::exists(Marker()); }))
+  ASSERT_TRUE(PollFor([&] { return fs::exists(Marker()); }))
       << "the post_activate hook of v2 never started";
   agent_->Signal(SIGKILL);
   ASSERT_EQ(agent_->Wait(30s), std::optional<int>(128 + SIGKILL));
@@ -392,7 +299,7 @@ TEST_F(ActivationE2eTest, KillDuringThePostActivateHookLeavesV2Whole) {
   fs::remove(Gate());
   StartAgent(config);
   ASSERT_FALSE(HasFatalFailure());
-  ASSERT_TRUE(PollUntil([&] { return ActiveIs(v2); }));
+  ASSERT_TRUE(PollFor([&] { return ActiveIs(v2); }));
   ExpectCurrentIsExactly(v2);
 }
 
@@ -406,13 +313,13 @@ TEST_F(ActivationE2eTest, VersionOverTheDiskBudgetIsRefusedAndV1Stays) {
   ASSERT_EQ(v1.size(), 64u);
   StartAgent({"--disk-budget", "4MiB"});
   ASSERT_FALSE(HasFatalFailure());
-  ASSERT_TRUE(PollUntil([&] { return ActiveIs(v1); }));
+  ASSERT_TRUE(PollFor([&] { return ActiveIs(v1); }));
 
   WriteFile(tree / "big/three.bin", RandomText(1002, 3 << 20));
   const std::string v2 = Publish(tree);
   ASSERT_EQ(v2.size(), 64u);
   std::optional<agent::DatasetStatus> d;
-  ASSERT_TRUE(PollUntil([&] {
+  ASSERT_TRUE(PollFor([&] {
     d = AgentStatus();
     return d && d->failed && d->failed->root == v2;
   }));
@@ -434,13 +341,9 @@ TEST_F(ActivationE2eTest, VersionOverTheDiskBudgetIsRefusedAndV1Stays) {
 
   // The tracker shows the node as failed on v2, with the reason.
   json node;
-  ASSERT_TRUE(PollUntil([&] {
-    RunResult r = Fc(
-        {"status", "--tracker", origin_url_, "--dataset", kDataset, "--json"});
-    if (r.exit_code != 0) return false;
-    json j = json::parse(r.out, nullptr, false);
-    if (!j.is_object() || j["datasets"].size() != 1) return false;
-    for (const auto& n : j["datasets"][0]["nodes"]) {
+  ASSERT_TRUE(PollFor([&] {
+    json status = TrackerStatus(origin_url_, kDataset);
+    for (const auto& n : status["nodes"]) {
       if (n["failed"].is_object() && n["failed"]["root"] == v2) {
         node = n;
         return true;
@@ -453,7 +356,7 @@ TEST_F(ActivationE2eTest, VersionOverTheDiskBudgetIsRefusedAndV1Stays) {
       << node.dump();
   EXPECT_EQ(node["active"]["root"], v1);
   RunResult text =
-      Fc({"status", "--tracker", origin_url_, "--dataset", kDataset});
+      RunFleetcast({"status", "--tracker", origin_url_, "--dataset", kDataset});
   EXPECT_NE(text.out.find("disk_budget"), std::string::npos) << text.out;
 
   // v1 untouched; nothing of v2 on disk.
@@ -487,13 +390,13 @@ TEST_F(ActivationE2eTest, FullDiskRefusesV2AndKeepsV1) {
   ASSERT_EQ(v1.size(), 64u);
   StartAgent({}, "6m");
   ASSERT_FALSE(HasFatalFailure());
-  ASSERT_TRUE(PollUntil([&] { return ActiveIs(v1); }));
+  ASSERT_TRUE(PollFor([&] { return ActiveIs(v1); }));
 
   WriteFile(tree / "big/huge.bin", RandomText(1003, 4 << 20));
   const std::string v2 = Publish(tree);
   ASSERT_EQ(v2.size(), 64u);
   std::optional<agent::DatasetStatus> d;
-  ASSERT_TRUE(PollUntil([&] {
+  ASSERT_TRUE(PollFor([&] {
     d = AgentStatus();
     return d && d->failed && d->failed->root == v2;
   }));

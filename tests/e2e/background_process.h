@@ -40,6 +40,9 @@ class BackgroundProcess {
   // The exit code (128 + signal when killed by one), or nullopt when the
   // process is still running after `timeout`.
   std::optional<int> Wait(std::chrono::milliseconds timeout);
+  // The exit code a Wait has returned; nullopt before (even when the
+  // process has exited since).
+  std::optional<int> exit_code() const { return exit_code_; }
 
   // Everything written to stderr so far.
   std::string Stderr() const;

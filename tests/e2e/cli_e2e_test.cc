@@ -9,9 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
 
-#include "subprocess.h"
+#include "e2e_support.h"
 
 namespace fleetcast::testing {
 namespace {
@@ -19,81 +18,29 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-void WriteFile(const fs::path& path, const std::string& data) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-  ASSERT_TRUE(out.good()) << path;
-}
-
-std::string RandomBytes(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(s.data() + i, &v, 8);
-  }
-  for (; i < n; ++i) s[i] = static_cast<char>(rng());
-  return s;
-}
-
-void WriteRandomFile(const fs::path& path, uint64_t size, uint64_t seed) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  constexpr size_t kBlock = 8 << 20;
-  for (uint64_t done = 0; done < size; done += kBlock) {
-    std::string block = RandomBytes(
-        static_cast<size_t>(std::min<uint64_t>(kBlock, size - done)),
-        seed + done);
-    out.write(block.data(), static_cast<std::streamsize>(block.size()));
-  }
-  ASSERT_TRUE(out.good()) << path;
-}
-
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "fleetcast-e2e-XXXXXX");
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    work_ = tmpl;
+    ASSERT_TRUE(MakeWorkDirWithKey("fleetcast-e2e", &work_, &key_));
     store_ = (work_ / "store").string();
-    key_ = (work_ / "key").string();
-    RunResult r = Fc({"keygen", "--out", key_});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
   }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(work_, ec);
-  }
+  void TearDown() override { RemoveTree(work_); }
 
-  RunResult Fc(std::vector<std::string> args) {
-    args.insert(args.begin(), FLEETCAST_BIN);
-    return fleetcast::testing::Run(args);
-  }
-
-  json PublishJson(const fs::path& dir, const std::string& dataset = "e2e/set",
-                   std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"publish", dir.string(), "--store",
-                                     store_,    "--dataset",  dataset,
-                                     "--key",   key_,         "--json"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    RunResult r = Fc(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    if (r.exit_code != 0) return json();
-    return json::parse(r.out);
+  json Publish(const fs::path& dir) {
+    return PublishJson(dir, "e2e/set", key_, {"--store", store_});
   }
 
   std::string Checkout(const std::string& root, const fs::path& dest) {
-    RunResult r = Fc({"checkout", "--store", store_, "--root", root,
-                      dest.string(), "--trust", key_ + ".pub"});
+    RunResult r = RunFleetcast({"checkout", "--store", store_, "--root", root,
+                                dest.string(), "--trust", key_ + ".pub"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return r.err;
   }
 
   // Runs verify --json and returns (exit code, differences).
   std::pair<int, json> Verify(const fs::path& dir, const std::string& root) {
-    RunResult r = Fc({"verify", dir.string(), "--store", store_, "--root", root,
+    RunResult r =
+        RunFleetcast({"verify", dir.string(), "--store", store_, "--root", root,
                       "--trust", key_ + ".pub", "--json"});
     json out = r.out.empty() ? json() : json::parse(r.out, nullptr, false);
     if (out.is_discarded() || out.is_null()) {
@@ -145,7 +92,7 @@ TEST_F(CliTest, FullTreeRoundTripWithLargeFileAndManySmallFiles) {
   }
   fs::create_hard_link(src / "a" / "b" / "file", src / "hardlink-of-file");
 
-  json pub = PublishJson(src);
+  json pub = Publish(src);
   ASSERT_TRUE(pub.is_object());
   std::string root = pub["root"];
   EXPECT_EQ(root.size(), 64u);
@@ -178,14 +125,14 @@ TEST_F(CliTest, FullTreeRoundTripWithLargeFileAndManySmallFiles) {
   EXPECT_EQ(src_code, 0) << src_diffs.dump(1);
 
   // The manifest can be read from the store and from a file.
-  RunResult show = Fc({"manifest", "show", root, "--store", store_, "--json",
-                       "--trust", key_ + ".pub"});
+  RunResult show = RunFleetcast({"manifest", "show", root, "--store", store_,
+                                 "--json", "--trust", key_ + ".pub"});
   ASSERT_EQ(show.exit_code, 0) << show.err;
   json m = json::parse(show.out);
   EXPECT_EQ(m["root"], root);
   EXPECT_EQ(m["files"], pub["files"]);
   std::string fcm = fmt::format("{}/manifests/{}.fcm", store_, root);
-  RunResult by_file = Fc(
+  RunResult by_file = RunFleetcast(
       {"verify", dest.string(), "--manifest", fcm, "--trust", key_ + ".pub"});
   EXPECT_EQ(by_file.exit_code, 0) << by_file.err;
 }
@@ -193,7 +140,7 @@ TEST_F(CliTest, FullTreeRoundTripWithLargeFileAndManySmallFiles) {
 TEST_F(CliTest, EmptyDatasetRoundTrip) {
   fs::path src = work_ / "empty";
   fs::create_directories(src);
-  json pub = PublishJson(src);
+  json pub = Publish(src);
   ASSERT_TRUE(pub.is_object());
   EXPECT_EQ(pub["files"], 0);
   EXPECT_EQ(pub["bytes"], 0);
@@ -207,7 +154,7 @@ TEST_F(CliTest, EmptyDatasetRoundTrip) {
 TEST_F(CliTest, VerifyReportsExactlyEachKindOfDifference) {
   fs::path src = work_ / "src";
   MakeShapesTree(src);
-  json pub = PublishJson(src);
+  json pub = Publish(src);
   ASSERT_TRUE(pub.is_object());
   const std::string root = pub["root"];
 
@@ -267,7 +214,7 @@ TEST_F(CliTest, SecondPublishStoresOnlyNewChunks) {
   fs::path src = work_ / "src";
   WriteRandomFile(src / "big.bin", 32u << 20, 11);
   WriteRandomFile(src / "other.bin", 4u << 20, 12);
-  json v1 = PublishJson(src);
+  json v1 = Publish(src);
   ASSERT_TRUE(v1.is_object());
   EXPECT_EQ(v1["new_bytes"], v1["bytes"]);
 
@@ -278,7 +225,7 @@ TEST_F(CliTest, SecondPublishStoresOnlyNewChunks) {
     f.seekp(16 << 20);
     f.write(RandomBytes(100, 99).data(), 100);
   }
-  json v2 = PublishJson(src);
+  json v2 = Publish(src);
   ASSERT_TRUE(v2.is_object());
   EXPECT_EQ(v2["label"], "v2");
   EXPECT_EQ(v2["bytes"], v1["bytes"]);
@@ -288,11 +235,11 @@ TEST_F(CliTest, SecondPublishStoresOnlyNewChunks) {
   EXPECT_LE(v2["new_bytes"].get<uint64_t>(), 2u << 20);
 
   // Publishing the same tree again stores nothing.
-  json v3 = PublishJson(src);
+  json v3 = Publish(src);
   ASSERT_TRUE(v3.is_object());
   EXPECT_EQ(v3["new_bytes"], 0);
 
-  RunResult versions = Fc({"versions", "--store", store_, "--json"});
+  RunResult versions = RunFleetcast({"versions", "--store", store_, "--json"});
   ASSERT_EQ(versions.exit_code, 0) << versions.err;
   json list = json::parse(versions.out);
   ASSERT_EQ(list.size(), 3u);
@@ -332,42 +279,44 @@ TEST_F(CliTest, PublishRefusesEscapingSymlinksAndSpecialFiles) {
     fs::path src = work_ / fmt::format("bad-{}", n++);
     WriteFile(src / "ok.txt", "fine\n");
     c.make(src);
-    RunResult r = Fc({"publish", src.string(), "--store", store_, "--dataset",
-                      "e2e/bad", "--key", key_});
+    RunResult r = RunFleetcast({"publish", src.string(), "--store", store_,
+                                "--dataset", "e2e/bad", "--key", key_});
     EXPECT_EQ(r.exit_code, 3) << r.err;
     EXPECT_NE(r.err.find(c.must_mention), std::string::npos) << r.err;
   }
-  RunResult versions = Fc({"versions", "--store", store_, "--json"});
+  RunResult versions = RunFleetcast({"versions", "--store", store_, "--json"});
   ASSERT_EQ(versions.exit_code, 0) << versions.err;
   EXPECT_EQ(json::parse(versions.out).size(), 0u);
 }
 
 TEST_F(CliTest, ExitCodesForUsageAndConfigurationErrors) {
-  EXPECT_EQ(Fc({}).exit_code, 2);
-  EXPECT_EQ(Fc({"publish", work_.string()}).exit_code, 2);
-  EXPECT_EQ(Fc({"no-such-command"}).exit_code, 2);
-  RunResult r = Fc({"publish", work_.string(), "--store", store_, "--dataset",
+  EXPECT_EQ(RunFleetcast({}).exit_code, 2);
+  EXPECT_EQ(RunFleetcast({"publish", work_.string()}).exit_code, 2);
+  EXPECT_EQ(RunFleetcast({"no-such-command"}).exit_code, 2);
+  RunResult r =
+      RunFleetcast({"publish", work_.string(), "--store", store_, "--dataset",
                     "x", "--key", (work_ / "missing-key").string()});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("missing-key"), std::string::npos) << r.err;
-  r = Fc({"versions", "--store", (work_ / "no-store").string()});
+  r = RunFleetcast({"versions", "--store", (work_ / "no-store").string()});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("no-store"), std::string::npos) << r.err;
-  r = Fc({"publish", work_.string(), "--store", store_, "--dataset", "../bad",
-          "--key", key_});
+  r = RunFleetcast({"publish", work_.string(), "--store", store_, "--dataset",
+                    "../bad", "--key", key_});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("../bad"), std::string::npos) << r.err;
-  EXPECT_EQ(Fc({"--help"}).exit_code, 0);
+  EXPECT_EQ(RunFleetcast({"--help"}).exit_code, 0);
 }
 
 TEST_F(CliTest, UntrustedSignerIsRefused) {
   fs::path src = work_ / "src";
   WriteFile(src / "f", "data");
-  json pub = PublishJson(src);
+  json pub = Publish(src);
   ASSERT_TRUE(pub.is_object());
   std::string other = (work_ / "other-key").string();
-  ASSERT_EQ(Fc({"keygen", "--out", other}).exit_code, 0);
-  RunResult r = Fc({"verify", src.string(), "--store", store_, "--root",
+  ASSERT_TRUE(GenerateKey(other));
+  RunResult r =
+      RunFleetcast({"verify", src.string(), "--store", store_, "--root",
                     pub["root"], "--trust", other + ".pub"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.err.find("trust"), std::string::npos) << r.err;
@@ -376,7 +325,7 @@ TEST_F(CliTest, UntrustedSignerIsRefused) {
 TEST_F(CliTest, CorruptStoreChunkFailsCheckoutWithoutLeavingAPartialTree) {
   fs::path src = work_ / "src";
   WriteRandomFile(src / "data.bin", 1 << 20, 3);
-  json pub = PublishJson(src);
+  json pub = Publish(src);
   ASSERT_TRUE(pub.is_object());
   // Damage one stored chunk.
   fs::path victim;
@@ -392,8 +341,8 @@ TEST_F(CliTest, CorruptStoreChunkFailsCheckoutWithoutLeavingAPartialTree) {
     f.put('!');
   }
   fs::path dest = work_ / "dest";
-  RunResult r =
-      Fc({"checkout", "--store", store_, "--root", pub["root"], dest.string()});
+  RunResult r = RunFleetcast(
+      {"checkout", "--store", store_, "--root", pub["root"], dest.string()});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find(victim.filename().string()), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dest));
@@ -406,13 +355,13 @@ TEST_F(CliTest, CorruptStoreChunkFailsCheckoutWithoutLeavingAPartialTree) {
 TEST_F(CliTest, CorruptManifestFileIsRejected) {
   fs::path src = work_ / "src";
   WriteFile(src / "f", "data");
-  json pub = PublishJson(src);
+  json pub = Publish(src);
   ASSERT_TRUE(pub.is_object());
   std::string fcm = fmt::format("{}/manifests/{}.fcm", store_,
                                 pub["root"].get<std::string>());
   std::string copy = (work_ / "copy.fcm").string();
   fs::copy_file(fcm, copy);
-  EXPECT_EQ(Fc({"manifest", "show", copy}).exit_code, 0);
+  EXPECT_EQ(RunFleetcast({"manifest", "show", copy}).exit_code, 0);
   {
     std::fstream f(copy, std::ios::in | std::ios::out | std::ios::binary);
     f.seekg(0, std::ios::end);
@@ -422,7 +371,7 @@ TEST_F(CliTest, CorruptManifestFileIsRejected) {
     f.seekp(size / 2 + 1);
     f.put('\xff');
   }
-  RunResult r = Fc({"manifest", "show", copy});
+  RunResult r = RunFleetcast({"manifest", "show", copy});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_FALSE(r.err.empty());
 }

@@ -9,12 +9,10 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include "background_process.h"
-#include "subprocess.h"
+#include "e2e_support.h"
 
 namespace fleetcast::testing {
 namespace {
@@ -38,10 +36,7 @@ std::vector<int> ProcessesMentioning(const std::string& text) {
   for (const auto& entry : fs::directory_iterator("/proc", ec)) {
     const std::string name = entry.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (ss.str().find(text) != std::string::npos) {
+    if (ReadFile(entry.path() / "cmdline").find(text) != std::string::npos) {
       pids.push_back(std::stoi(name));
     }
   }
@@ -51,24 +46,19 @@ std::vector<int> ProcessesMentioning(const std::string& text) {
 class DemoTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl =
-        (fs::temp_directory_path() / "fleetcast-e2e-demo-XXXXXX");
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    base_ = tmpl;
+    base_ = MakeTempDir("fleetcast-e2e-demo");
+    ASSERT_FALSE(base_.empty());
     work_ = (base_ / "work").string();
   }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(base_, ec);
-  }
+  void TearDown() override { RemoveTree(base_); }
 
   fs::path base_;
   std::string work_;
 };
 
 TEST_F(DemoTest, ThreeNodesDistributeUpdateVerifyRollBack) {
-  RunResult r = testing::Run({FLEETCAST_BIN, "demo", "--nodes", "3", "--size",
-                              "16MiB", "--workdir", work_});
+  RunResult r = RunFleetcast(
+      {"demo", "--nodes", "3", "--size", "16MiB", "--workdir", work_});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   // v1 after the swarm and again after the rollback; v2 after the update.
   EXPECT_EQ(Count(r.out, "3/3 nodes verified demo/data@v1 byte for byte"), 2u)
@@ -89,7 +79,7 @@ TEST_F(DemoTest, ThreeNodesDistributeUpdateVerifyRollBack) {
 }
 
 TEST_F(DemoTest, CtrlCStopsEveryChildAndRemovesTheWorkDirectory) {
-  BackgroundProcess demo({FLEETCAST_BIN, "demo", "--nodes", "3", "--size",
+  BackgroundProcess demo({kFleetcastBin, "demo", "--nodes", "3", "--size",
                           "16MiB", "--workdir", work_});
   ASSERT_TRUE(demo.started());
   // Interrupt while the agents run.
@@ -111,7 +101,7 @@ TEST_F(DemoTest, CtrlCStopsEveryChildAndRemovesTheWorkDirectory) {
 TEST_F(DemoTest, RefusesAWorkDirectoryThatHoldsFiles) {
   fs::create_directories(work_);
   std::ofstream(fs::path(work_) / "precious.txt") << "keep me";
-  RunResult r = testing::Run({FLEETCAST_BIN, "demo", "--workdir", work_});
+  RunResult r = RunFleetcast({"demo", "--workdir", work_});
   EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
   EXPECT_TRUE(fs::exists(fs::path(work_) / "precious.txt"));
 }

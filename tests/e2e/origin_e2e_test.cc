@@ -17,8 +17,7 @@
 #include <random>
 #include <sstream>
 
-#include "background_process.h"
-#include "subprocess.h"
+#include "e2e_support.h"
 
 namespace fleetcast::testing {
 namespace {
@@ -26,35 +25,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
-
-// Run() under a name gtest's Test::Run does not hide inside fixtures.
-RunResult Exec(const std::vector<std::string>& argv) { return Run(argv); }
-
-std::string RandomBytes(size_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string s(n, '\0');
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(s.data() + i, &v, 8);
-  }
-  for (; i < n; ++i) s[i] = static_cast<char>(rng());
-  return s;
-}
-
-void WriteFile(const fs::path& path, const std::string& data) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-  ASSERT_TRUE(out.good()) << path;
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Response headers as curl -D wrote them (the last response), names
 // lowercased.
@@ -84,54 +54,26 @@ std::map<std::string, std::string> ReadHeaders(const fs::path& path) {
 class OriginE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl =
-        (fs::temp_directory_path() / "fleetcast-origin-e2e-XXXXXX");
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    work_ = tmpl;
-    key_ = (work_ / "key").string();
-    RunResult r = Fc({"keygen", "--out", key_});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(MakeWorkDirWithKey("fleetcast-origin-e2e", &work_, &key_));
   }
   void TearDown() override {
-    if (origin_ && HasFailure()) {
-      ADD_FAILURE() << "origin stderr:\n" << origin_->Stderr();
-    }
+    if (origin_) ReportStderr("origin", origin_->Stderr());
     origin_.reset();
-    std::error_code ec;
-    fs::remove_all(work_, ec);
-  }
-
-  RunResult Fc(std::vector<std::string> args) {
-    args.insert(args.begin(), FLEETCAST_BIN);
-    return Exec(args);
+    RemoveTree(work_);
   }
 
   // Starts `fleetcast origin` on an ephemeral port and learns the port
   // from its "listening on" line.
   void StartOrigin(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {FLEETCAST_BIN, "origin",
-                                     "--store",     (work_ / "store").string(),
-                                     "--listen",    "127.0.0.1:0"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    origin_ = std::make_unique<BackgroundProcess>(args);
-    ASSERT_TRUE(origin_->started());
-    auto address = origin_->WaitForLine("listening on ", 30s);
-    ASSERT_TRUE(address) << "no 'listening on' line; stderr:\n"
-                         << origin_->Stderr();
-    ASSERT_TRUE(address->starts_with("127.0.0.1:")) << *address;
-    ASSERT_NE(*address, "127.0.0.1:0");
-    url_ = "http://" + *address;
+    ASSERT_TRUE(StartServer(OriginArgv((work_ / "store").string(), extra),
+                            "origin", 30s, &origin_, &url_));
+    ASSERT_TRUE(url_.starts_with("http://127.0.0.1:")) << url_;
+    ASSERT_NE(url_, "http://127.0.0.1:0");
   }
 
   json RemotePublish(const fs::path& dir, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"publish", dir.string(), "--origin",
-                                     url_,      "--dataset",  "e2e/remote",
-                                     "--key",   key_,         "--json"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    RunResult r = Fc(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    if (r.exit_code != 0) return json();
-    return json::parse(r.out);
+    extra.insert(extra.begin(), {"--origin", url_});
+    return PublishJson(dir, "e2e/remote", key_, std::move(extra));
   }
 
   // curl -o OUT -D HEADERS URL (+ extra flags); returns curl's exit code.
@@ -141,13 +83,14 @@ class OriginE2eTest : public ::testing::Test {
         "curl", "-sS", "-f", "-o", out.string(), "-D", headers.string()};
     args.insert(args.end(), extra.begin(), extra.end());
     args.push_back(url_ + target);
-    RunResult r = Exec(args);
+    RunResult r = fleetcast::testing::Run(args);
     EXPECT_EQ(r.exit_code, 0) << "curl " << target << ": " << r.err;
     return r.exit_code;
   }
 
   uint64_t OriginCounter(const std::string& name) {
-    RunResult r = Exec({"curl", "-sS", "-f", url_ + "/metrics"});
+    RunResult r =
+        fleetcast::testing::Run({"curl", "-sS", "-f", url_ + "/metrics"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     std::istringstream in(r.out);
     std::string line;
@@ -227,8 +170,9 @@ TEST_F(OriginE2eTest, RemotePublishThenCurlFetchesByteIdenticalData) {
   // The signed manifest with curl, checked by `fleetcast manifest show`
   // against the publisher's key; then one chunk of big.bin.
   ASSERT_EQ(Curl("/v1/manifests/" + root, work_ / "m.fcm", work_ / "m.h"), 0);
-  RunResult shown = Fc({"manifest", "show", (work_ / "m.fcm").string(),
-                        "--trust", key_ + ".pub", "--json", "--chunks"});
+  RunResult shown =
+      RunFleetcast({"manifest", "show", (work_ / "m.fcm").string(), "--trust",
+                    key_ + ".pub", "--json", "--chunks"});
   ASSERT_EQ(shown.exit_code, 0) << shown.err;
   json manifest = json::parse(shown.out);
   EXPECT_EQ(manifest["root"], root);
@@ -247,7 +191,8 @@ TEST_F(OriginE2eTest, RemotePublishThenCurlFetchesByteIdenticalData) {
   ASSERT_EQ(Curl("/v1/chunks/" + hash, work_ / "chunk.out", work_ / "chunk.h"),
             0);
   EXPECT_TRUE(ReadFile(work_ / "chunk.out") == big.substr(offset, length));
-  RunResult sum = Exec({"sha256sum", (work_ / "chunk.out").string()});
+  RunResult sum =
+      fleetcast::testing::Run({"sha256sum", (work_ / "chunk.out").string()});
   ASSERT_EQ(sum.exit_code, 0);
   EXPECT_EQ(sum.out.substr(0, 64), hash);
   h = ReadHeaders(work_ / "chunk.h");
@@ -256,10 +201,11 @@ TEST_F(OriginE2eTest, RemotePublishThenCurlFetchesByteIdenticalData) {
   EXPECT_EQ(h["content-length"], std::to_string(length));
   // Content-Digest: sha-256=:<base64 of the 32 digest bytes>:, checked with
   // openssl and coreutils' base64.
-  RunResult b64 = Exec({"sh", "-c",
-                        fmt::format("openssl dgst -sha256 -binary '{}' | "
-                                    "base64 -w0",
-                                    (work_ / "chunk.out").string())});
+  RunResult b64 = fleetcast::testing::Run(
+      {"sh", "-c",
+       fmt::format("openssl dgst -sha256 -binary '{}' | "
+                   "base64 -w0",
+                   (work_ / "chunk.out").string())});
   ASSERT_EQ(b64.exit_code, 0) << b64.err;
   EXPECT_EQ(h["content-digest"], "sha-256=:" + b64.out + ":");
 
@@ -270,8 +216,9 @@ TEST_F(OriginE2eTest, RemotePublishThenCurlFetchesByteIdenticalData) {
   EXPECT_EQ(ReadFile(work_ / "cr.out"), big.substr(offset + 10, 20));
 
   // Unknown things are 404 with a JSON error.
-  RunResult missing = Exec({"curl", "-sS", "-o", "/dev/null", "-w",
-                            "%{http_code}", url_ + files + "nope"});
+  RunResult missing =
+      fleetcast::testing::Run({"curl", "-sS", "-o", "/dev/null", "-w",
+                               "%{http_code}", url_ + files + "nope"});
   EXPECT_EQ(missing.out, "404");
 
   // Change a few bytes in the middle of big.bin and append to notes.txt:
@@ -303,8 +250,8 @@ TEST_F(OriginE2eTest, RemotePublishThenCurlFetchesByteIdenticalData) {
   EXPECT_TRUE(ReadFile(work_ / "big1.out") == big);
 
   // The tracker names v2 as the latest.
-  RunResult latest =
-      Exec({"curl", "-sS", "-f", url_ + "/v1/datasets/e2e/remote/latest"});
+  RunResult latest = fleetcast::testing::Run(
+      {"curl", "-sS", "-f", url_ + "/v1/datasets/e2e/remote/latest"});
   ASSERT_EQ(latest.exit_code, 0) << latest.err;
   EXPECT_EQ(json::parse(latest.out)["label"], "v2");
 
@@ -320,9 +267,9 @@ TEST_F(OriginE2eTest, PublishedVersionsSurviveARestartAndLocalModeStillWorks) {
   const fs::path src = work_ / "src";
   const std::string data = RandomBytes(700'000, 9);
   WriteFile(src / "f.bin", data);
-  RunResult local =
-      Fc({"publish", src.string(), "--store", (work_ / "store").string(),
-          "--dataset", "e2e/remote", "--key", key_, "--json"});
+  RunResult local = RunFleetcast({"publish", src.string(), "--store",
+                                  (work_ / "store").string(), "--dataset",
+                                  "e2e/remote", "--key", key_, "--json"});
   ASSERT_EQ(local.exit_code, 0) << local.err;
   EXPECT_EQ(json::parse(local.out)["label"], "v1");
 
@@ -344,8 +291,8 @@ TEST_F(OriginE2eTest, PublishedVersionsSurviveARestartAndLocalModeStillWorks) {
   ASSERT_TRUE(code);
   EXPECT_EQ(*code, 0);
   StartOrigin();
-  RunResult versions =
-      Exec({"curl", "-sS", "-f", url_ + "/v1/datasets/e2e/remote/versions"});
+  RunResult versions = fleetcast::testing::Run(
+      {"curl", "-sS", "-f", url_ + "/v1/datasets/e2e/remote/versions"});
   ASSERT_EQ(versions.exit_code, 0) << versions.err;
   json list = json::parse(versions.out);
   ASSERT_EQ(list.size(), 2u);
@@ -354,11 +301,12 @@ TEST_F(OriginE2eTest, PublishedVersionsSurviveARestartAndLocalModeStillWorks) {
   EXPECT_EQ(list[1]["parent"], list[0]["root"]);
 
   // Usage errors: both or neither of --store and --origin.
-  RunResult both = Fc({"publish", src.string(), "--store", "x", "--origin",
-                       url_, "--dataset", "d", "--key", key_});
+  RunResult both =
+      RunFleetcast({"publish", src.string(), "--store", "x", "--origin", url_,
+                    "--dataset", "d", "--key", key_});
   EXPECT_EQ(both.exit_code, 2);
   RunResult neither =
-      Fc({"publish", src.string(), "--dataset", "d", "--key", key_});
+      RunFleetcast({"publish", src.string(), "--dataset", "d", "--key", key_});
   EXPECT_EQ(neither.exit_code, 2);
 }
 

@@ -9,12 +9,10 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
-#include <thread>
 
-#include "background_process.h"
-#include "subprocess.h"
+#include "e2e_support.h"
 
 namespace fleetcast::testing {
 namespace {
@@ -23,97 +21,52 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-RunResult Exec(const std::vector<std::string>& argv) { return Run(argv); }
-
-void WriteFile(const fs::path& path, const std::string& data) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << data;
-}
-
 class RolloutE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl =
-        (fs::temp_directory_path() / "fleetcast-rollout-e2e-XXXXXX");
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    work_ = tmpl;
-    key_ = (work_ / "key").string();
-    RunResult r = Fc({"keygen", "--out", key_});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(MakeWorkDirWithKey("fleetcast-rollout-e2e", &work_, &key_));
     for (int n = 1; n <= 3; ++n) {
       WriteFile(work_ / fmt::format("tree{}", n) / "data.txt",
                 fmt::format("version {}\n", n));
     }
   }
   void TearDown() override {
-    if (origin_ && HasFailure()) {
-      ADD_FAILURE() << "origin stderr:\n" << origin_->Stderr();
-    }
     StopOrigin();
-    std::error_code ec;
-    fs::remove_all(work_, ec);
-  }
-
-  RunResult Fc(std::vector<std::string> args) {
-    args.insert(args.begin(), FLEETCAST_BIN);
-    return Exec(args);
+    RemoveTree(work_);
   }
 
   void StartOrigin() {
-    origin_ = std::make_unique<BackgroundProcess>(std::vector<std::string>{
-        FLEETCAST_BIN, "origin", "--store", (work_ / "store").string(),
-        "--listen", "127.0.0.1:0"});
-    ASSERT_TRUE(origin_->started());
-    auto address = origin_->WaitForLine("listening on ", 30s);
-    ASSERT_TRUE(address) << origin_->Stderr();
-    url_ = "http://" + *address;
+    ASSERT_TRUE(StartServer(OriginArgv((work_ / "store").string()), "origin",
+                            30s, &origin_, &url_));
   }
   void StopOrigin() {
     if (!origin_) return;
-    origin_->Signal(SIGTERM);
-    auto code = origin_->Wait(30s);
-    EXPECT_EQ(code, std::optional<int>(0)) << origin_->Stderr();
+    StopGracefully({{"origin", origin_.get()}}, 30s);
+    ReportStderr("origin", origin_->Stderr());
     origin_.reset();
   }
 
   // Publishes treeN remotely (with extra flags); returns the root.
   std::string Publish(int n, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {
-        "publish",   (work_ / fmt::format("tree{}", n)).string(),
-        "--origin",  url_,
-        "--dataset", "e2e/set",
-        "--key",     key_,
-        "--json"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    RunResult r = Fc(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    if (r.exit_code != 0) return "";
-    last_publish_ = json::parse(r.out);
+    extra.insert(extra.begin(), {"--origin", url_});
+    last_publish_ = PublishJson(work_ / fmt::format("tree{}", n), "e2e/set",
+                                key_, std::move(extra));
+    if (!last_publish_.is_object()) return "";
     return last_publish_["root"];
   }
 
-  json Status() {
-    RunResult r =
-        Fc({"status", "--tracker", url_, "--dataset", "e2e/set", "--json"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    if (r.exit_code != 0) return json();
-    json j = json::parse(r.out);
-    EXPECT_EQ(j["datasets"].size(), 1u);
-    return j["datasets"][0];
-  }
+  json Status() { return TrackerStatus(url_, "e2e/set"); }
   json Channel() { return Status()["channel"]; }
 
   // Polls the channel until `pred` holds or `timeout` passes.
-  template <typename P>
-  bool WaitForChannel(P pred, std::chrono::seconds timeout = 30s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      json c = Channel();
-      if (c.is_object() && pred(c)) return true;
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(100ms);
-    }
+  bool WaitForChannel(const std::function<bool(const json&)>& pred,
+                      std::chrono::seconds timeout = 30s) {
+    return PollUntil(
+        [&] {
+          json c = Channel();
+          return c.is_object() && pred(c);
+        },
+        timeout, 100ms);
   }
 
   fs::path work_;
@@ -145,16 +98,17 @@ TEST_F(RolloutE2eTest, PublishMovesTheChannelOnlyWithRelease) {
   EXPECT_EQ(c["promote_after_s"], 3600.0);
 
   // --canary without --release is a usage error.
-  RunResult r = Fc({"publish", (work_ / "tree1").string(), "--origin", url_,
+  RunResult r =
+      RunFleetcast({"publish", (work_ / "tree1").string(), "--origin", url_,
                     "--dataset", "e2e/set", "--key", key_, "--canary", "5"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
 }
 
 TEST_F(RolloutE2eTest, LocalPublishReleaseIsAppliedByTheRunningOrigin) {
   StartOrigin();
-  RunResult r = Fc({"publish", (work_ / "tree1").string(), "--store",
-                    (work_ / "store").string(), "--dataset", "e2e/set", "--key",
-                    key_, "--release"});
+  RunResult r = RunFleetcast({"publish", (work_ / "tree1").string(), "--store",
+                              (work_ / "store").string(), "--dataset",
+                              "e2e/set", "--key", key_, "--release"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("queued"), std::string::npos) << r.err;
   EXPECT_TRUE(WaitForChannel([](const json& c) {
@@ -167,23 +121,23 @@ TEST_F(RolloutE2eTest, ReleasePromoteAbortRollbackStatus) {
   Publish(1);
   std::string v2 = Publish(2);
   Publish(3);
-  RunResult r = Fc({"release", "e2e/set", "v1", "--tracker", url_});
+  RunResult r = RunFleetcast({"release", "e2e/set", "v1", "--tracker", url_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("every node on v1"), std::string::npos) << r.out;
 
   // A canary release by root prefix; no canary node is live, so it is
   // promoted once the delay has passed.
-  r = Fc({"release", "e2e/set", v2.substr(0, 10), "--tracker", url_, "--canary",
-          "25", "--promote-after", "2s", "--json"});
+  r = RunFleetcast({"release", "e2e/set", v2.substr(0, 10), "--tracker", url_,
+                    "--canary", "25", "--promote-after", "2s", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
   EXPECT_EQ(j["channel"]["stage"], "canary");
   EXPECT_EQ(j["channel"]["release"]["root"], v2);
   // Another release meanwhile is refused (exit 4), the same one is fine.
-  r = Fc({"release", "e2e/set", "v3", "--tracker", url_});
+  r = RunFleetcast({"release", "e2e/set", "v3", "--tracker", url_});
   EXPECT_EQ(r.exit_code, 4) << r.err;
   EXPECT_NE(r.err.find("rollout of v2"), std::string::npos) << r.err;
-  r = Fc({"release", "e2e/set", "v2", "--tracker", url_});
+  r = RunFleetcast({"release", "e2e/set", "v2", "--tracker", url_});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   ASSERT_TRUE(
       WaitForChannel([](const json& c) { return c["stage"] == "promoted"; }));
@@ -194,43 +148,47 @@ TEST_F(RolloutE2eTest, ReleasePromoteAbortRollbackStatus) {
       << c.dump();
 
   // Manual promotion, then abort of the next one.
-  r = Fc({"release", "e2e/set", "v3", "--tracker", url_, "--canary", "50"});
+  r = RunFleetcast(
+      {"release", "e2e/set", "v3", "--tracker", url_, "--canary", "50"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = Fc({"abort", "e2e/set", "--tracker", url_});
+  r = RunFleetcast({"abort", "e2e/set", "--tracker", url_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   c = Channel();
   EXPECT_EQ(c["stage"], "aborted");
   EXPECT_EQ(c["version"]["label"], "v2");
-  r = Fc({"promote", "e2e/set", "--tracker", url_});
+  r = RunFleetcast({"promote", "e2e/set", "--tracker", url_});
   EXPECT_EQ(r.exit_code, 4) << r.err;
-  r = Fc({"release", "e2e/set", "v3", "--tracker", url_, "--canary", "50"});
+  r = RunFleetcast(
+      {"release", "e2e/set", "v3", "--tracker", url_, "--canary", "50"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = Fc({"promote", "e2e/set", "--tracker", url_});
+  r = RunFleetcast({"promote", "e2e/set", "--tracker", url_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Channel()["version"]["label"], "v3");
 
   // Rollback: one step back by default, or to a named version.
-  r = Fc({"rollback", "e2e/set", "--tracker", url_});
+  r = RunFleetcast({"rollback", "e2e/set", "--tracker", url_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   c = Channel();
   EXPECT_EQ(c["stage"], "rolled_back");
   EXPECT_EQ(c["version"]["label"], "v2");
-  r = Fc({"rollback", "e2e/set", "--to", "v1", "--tracker", url_});
+  r = RunFleetcast({"rollback", "e2e/set", "--to", "v1", "--tracker", url_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Channel()["version"]["label"], "v1");
 
   // Unknown versions and datasets: exit 2 naming them.
-  r = Fc({"release", "e2e/set", "v9", "--tracker", url_});
+  r = RunFleetcast({"release", "e2e/set", "v9", "--tracker", url_});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("e2e/set@v9"), std::string::npos) << r.err;
-  r = Fc({"rollback", "e2e/other", "--tracker", url_});
+  r = RunFleetcast({"rollback", "e2e/other", "--tracker", url_});
   EXPECT_EQ(r.exit_code, 4) << r.err;  // never released
   // A tracker that is not there: exit 3.
-  r = Fc({"status", "--tracker", "http://127.0.0.1:1"});
+  DeadPort dead;
+  ASSERT_NE(dead.port(), 0);
+  r = RunFleetcast({"status", "--tracker", dead.url()});
   EXPECT_EQ(r.exit_code, 3) << r.err;
 
   // The text status names the channel and the latest version.
-  r = Fc({"status", "--tracker", url_});
+  r = RunFleetcast({"status", "--tracker", url_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("e2e/set: rolled_back"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("latest published: v3"), std::string::npos) << r.out;
@@ -247,7 +205,7 @@ TEST_F(RolloutE2eTest, ChannelSurvivesAnOriginRestart) {
   StartOrigin();
   json after = Channel();
   EXPECT_EQ(after, before);
-  RunResult r = Fc({"promote", "e2e/set", "--tracker", url_});
+  RunResult r = RunFleetcast({"promote", "e2e/set", "--tracker", url_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Channel()["version"]["label"], "v2");
 }

@@ -15,36 +15,26 @@
 // for FLEETCAST_SANITIZE builds), which also get longer deadlines. Every
 // agent and origin still running at the end of a test is stopped with
 // SIGTERM and must exit 0.
-#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <random>
-#include <sstream>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "agent/status.h"
-#include "background_process.h"
-#include "net/http_client.h"
-#include "subprocess.h"
+#include "e2e_support.h"
 
 namespace fleetcast::testing {
 namespace {
@@ -57,12 +47,6 @@ using nlohmann::json;
 constexpr char kDataset[] = "e2e/swarm";
 constexpr uint64_t kMiB = 1 << 20;
 
-#ifdef FLEETCAST_E2E_SANITIZED
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-
 // The big test's dataset size: 256 MiB (about 40 s under ASan on two
 // cores, so the sanitizer build runs it whole too).
 uint64_t BigDatasetBytes() {
@@ -72,40 +56,9 @@ uint64_t BigDatasetBytes() {
   return 256 * kMiB;
 }
 
-// Deadlines: generous, the machine is small and shared; the sanitizers
-// slow everything down a few times.
-std::chrono::milliseconds Scaled(std::chrono::milliseconds d) {
-  return kSanitized ? d * 3 : d;
-}
-
-RunResult Exec(const std::vector<std::string>& argv) { return Run(argv); }
-
 std::string ElapsedSince(Clock::time_point start) {
   return fmt::format(
       "{:.1f}s", std::chrono::duration<double>(Clock::now() - start).count());
-}
-
-// Writes `n` bytes from a seeded generator (incompressible, no repeats).
-void WriteRandomFile(const fs::path& path, uint64_t n, uint64_t seed) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  std::mt19937_64 rng(seed);
-  std::vector<uint64_t> block(1 << 16);
-  while (n > 0) {
-    for (auto& v : block) v = rng();
-    uint64_t take = std::min<uint64_t>(n, block.size() * 8);
-    out.write(reinterpret_cast<const char*>(block.data()),
-              static_cast<std::streamsize>(take));
-    n -= take;
-  }
-  ASSERT_TRUE(out.good()) << path;
-}
-
-void WriteTextFile(const fs::path& path, const std::string& text) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  ASSERT_TRUE(out.good()) << path;
 }
 
 // A dataset of `total` bytes of file content in a tree with large and
@@ -140,7 +93,7 @@ uint64_t MakeDataset(const fs::path& dir, uint64_t total, uint64_t seed) {
     used += size;
     WriteRandomFile(dir / large[i].first, size, seed * 100 + i);
   }
-  WriteTextFile(dir / "README.txt", readme);
+  WriteFile(dir / "README.txt", readme);
   for (size_t i = 1; i < small.size(); ++i) {
     WriteRandomFile(dir / small[i].first, small[i].second, seed * 100 + 50 + i);
   }
@@ -149,75 +102,17 @@ uint64_t MakeDataset(const fs::path& dir, uint64_t total, uint64_t seed) {
     std::ifstream in(dir / "a.bin", std::ios::binary);
     std::string head(copy_bytes, '\0');
     in.read(head.data(), static_cast<std::streamsize>(head.size()));
-    WriteTextFile(dir / "copy.bin", head);
+    WriteFile(dir / "copy.bin", head);
   }
   fs::create_directories(dir / "empty-dir");
   fs::create_symlink("nested/deeper/d.bin", dir / "link-to-d");
   return total;
 }
 
-// The sum of the samples of metric `name` (Prometheus text) whose labels
-// contain `label` (e.g. `source="peer"`); every series when it is empty.
-// nullopt when no sample of `name` is there.
-std::optional<double> MetricSum(std::string_view text, std::string_view name,
-                                std::string_view label = "") {
-  std::optional<double> sum;
-  std::istringstream in{std::string(text)};
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    if (!line.starts_with(name)) continue;
-    std::string_view rest = std::string_view(line).substr(name.size());
-    std::string_view labels;
-    if (!rest.empty() && rest[0] == '{') {
-      size_t close = rest.find('}');
-      if (close == std::string_view::npos) continue;
-      labels = rest.substr(1, close - 1);
-      rest = rest.substr(close + 1);
-    }
-    if (rest.empty() || rest[0] != ' ') continue;  // a longer name
-    if (!label.empty() && labels.find(label) == std::string_view::npos) {
-      continue;
-    }
-    sum = sum.value_or(0) +
-          std::strtod(std::string(rest.substr(1)).c_str(), nullptr);
-  }
-  return sum;
-}
-
-// A port on 127.0.0.1 where nothing listens: bound (so nobody else takes
-// it while the test runs) but not listening, so connects are refused.
-class DeadPort {
- public:
-  DeadPort() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd_ >= 0 &&
-        ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-      socklen_t len = sizeof addr;
-      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-      port_ = ntohs(addr.sin_port);
-    }
-  }
-  ~DeadPort() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  DeadPort(const DeadPort&) = delete;
-  DeadPort& operator=(const DeadPort&) = delete;
-  uint16_t port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  uint16_t port_ = 0;
-};
-
 struct Agent {
   std::string name;
   fs::path data;
-  fs::path state;
-  std::vector<std::string> args;  // after "fleetcast agent"
+  std::vector<std::string> argv;  // `fleetcast agent ...`, for restarts
   std::unique_ptr<BackgroundProcess> proc;
   std::string url;            // http://HOST:PORT
   std::string stderr_before;  // of earlier runs (restarts)
@@ -226,101 +121,46 @@ struct Agent {
 class SwarmE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl =
-        (fs::temp_directory_path() / "fleetcast-swarm-e2e-XXXXXX");
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    work_ = tmpl;
-    key_ = (work_ / "key").string();
-    RunResult r = Fc({"keygen", "--out", key_});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(MakeWorkDirWithKey("fleetcast-swarm-e2e", &work_, &key_));
     store_ = (work_ / "store").string();
   }
 
+  // Every agent and the origin still running is stopped with SIGTERM and
+  // must exit 0 (under the sanitizers this also runs their leak check). On
+  // failure every process's stderr is shown; FLEETCAST_E2E_VERBOSE=1 shows
+  // it on success too.
   void TearDown() override {
-    StopGracefully();
-    // On failure every process's stderr is shown; FLEETCAST_E2E_VERBOSE=1
-    // shows it on success too.
-    const bool failed = HasFailure();
-    if (failed || std::getenv("FLEETCAST_E2E_VERBOSE")) {
-      auto show = [failed](const std::string& who, const std::string& err) {
-        if (failed) {
-          ADD_FAILURE() << who << " stderr:\n" << Tail(err);
-        } else {
-          std::cerr << who << " stderr:\n" << Tail(err) << "\n";
-        }
-      };
-      if (origin_) show("origin", origin_->Stderr());
-      for (const auto& a : agents_) {
-        show(a->name, a->stderr_before + (a->proc ? a->proc->Stderr() : ""));
-      }
-      for (size_t i = 0; i < hostiles_.size(); ++i) {
-        show(fmt::format("hostile peer {}", i), hostiles_[i]->Stderr());
-      }
+    std::vector<std::pair<std::string, BackgroundProcess*>> agents;
+    for (auto& a : agents_) agents.emplace_back(a->name, a->proc.get());
+    StopGracefully(agents, Scaled(30s));
+    StopGracefully({{"origin", origin_.get()}}, Scaled(30s));
+    if (origin_) ReportStderr("origin", origin_->Stderr());
+    for (const auto& a : agents_) {
+      ReportStderr(a->name,
+                   a->stderr_before + (a->proc ? a->proc->Stderr() : ""));
+    }
+    for (size_t i = 0; i < hostiles_.size(); ++i) {
+      ReportStderr(fmt::format("hostile peer {}", i), hostiles_[i]->Stderr());
     }
     for (auto& a : agents_) a->proc.reset();
     agents_.clear();
     hostiles_.clear();
     origin_.reset();
-    std::error_code ec;
-    fs::remove_all(work_, ec);
-  }
-
-  // SIGTERM to every agent and the origin still running: each must exit 0
-  // (under the sanitizers this also runs their leak check).
-  void StopGracefully() {
-    auto stop = [](BackgroundProcess& p, const std::string& who) {
-      auto code = p.Wait(Scaled(30s));
-      if (!code) {
-        ADD_FAILURE() << who << " did not exit within 30 s of SIGTERM";
-      } else if (*code != 0) {
-        ADD_FAILURE() << who << " exited with " << *code << " after SIGTERM";
-      }
-    };
-    std::vector<Agent*> running;
-    for (auto& a : agents_) {
-      if (a->proc && !a->proc->Wait(0ms)) {
-        a->proc->Signal(SIGTERM);
-        running.push_back(a.get());
-      }
-    }
-    for (Agent* a : running) stop(*a->proc, a->name);
-    if (origin_ && !origin_->Wait(0ms)) {
-      origin_->Signal(SIGTERM);
-      stop(*origin_, "origin");
-    }
-  }
-
-  static std::string Tail(const std::string& s, size_t n = 6000) {
-    return s.size() <= n ? s : "...\n" + s.substr(s.size() - n);
-  }
-
-  RunResult Fc(std::vector<std::string> args) {
-    args.insert(args.begin(), FLEETCAST_BIN);
-    return Exec(args);
+    RemoveTree(work_);
   }
 
   // Starts `fleetcast origin` on an ephemeral port.
   void StartOrigin(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {FLEETCAST_BIN, "origin",     "--store",
-                                     store_,        "--listen",   "127.0.0.1:0",
-                                     "--trust",     key_ + ".pub"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    origin_ = std::make_unique<BackgroundProcess>(args);
-    ASSERT_TRUE(origin_->started());
-    auto address = origin_->WaitForLine("listening on ", Scaled(30s));
-    ASSERT_TRUE(address) << "origin: no 'listening on' line; stderr:\n"
-                         << origin_->Stderr();
-    origin_url_ = "http://" + *address;
+    extra.insert(extra.begin(), {"--trust", key_ + ".pub"});
+    ASSERT_TRUE(StartServer(OriginArgv(store_, extra), "origin", Scaled(30s),
+                            &origin_, &origin_url_));
   }
 
   // Remote publish of `dir`; returns the root.
   std::string Publish(const fs::path& dir) {
-    RunResult r =
-        Fc({"publish", dir.string(), "--origin", origin_url_, "--dataset",
-            kDataset, "--key", key_, "--json", "--release"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    if (r.exit_code != 0) return "";
-    json j = json::parse(r.out);
+    json j = PublishJson(dir, kDataset, key_,
+                         {"--origin", origin_url_, "--release"});
+    if (!j.is_object()) return "";
     // Every chunk is new to the store: new_bytes is the version's distinct
     // bytes, what a fetch moves.
     distinct_bytes_ = j["new_bytes"].get<uint64_t>();
@@ -342,95 +182,56 @@ class SwarmE2eTest : public ::testing::Test {
         dataset_bytes_ / kMiB, ElapsedSince(start));
   }
 
-  // Starts an agent (or restarts it with the same arguments when it
-  // exists) and waits for its "listening on" line.
+  // Starts an agent and waits for its "listening on" line.
   Agent& StartAgent(const std::string& name,
                     std::vector<std::string> extra = {},
                     std::vector<std::string> trackers = {}) {
     auto agent = std::make_unique<Agent>();
     agent->name = name;
     agent->data = work_ / name / "data";
-    agent->state = work_ / name / "state";
     if (trackers.empty()) trackers.push_back(origin_url_);
-    for (const auto& t : trackers) {
-      agent->args.insert(agent->args.end(), {"--tracker", t});
-    }
-    agent->args.insert(agent->args.end(),
-                       {"--data", agent->data.string(), "--state",
-                        agent->state.string(), "--listen", "127.0.0.1:0",
-                        "--subscribe", kDataset, "--trust", key_ + ".pub"});
-    agent->args.insert(agent->args.end(), extra.begin(), extra.end());
+    agent->argv = AgentArgv(trackers, work_ / name, kDataset, key_ + ".pub",
+                            std::move(extra));
     agents_.push_back(std::move(agent));
     Agent& a = *agents_.back();
     Launch(a);
     return a;
   }
 
+  // Starts the agent's process (again, after a kill) with its arguments.
   void Launch(Agent& a) {
-    std::vector<std::string> argv = {FLEETCAST_BIN, "agent"};
-    argv.insert(argv.end(), a.args.begin(), a.args.end());
     if (a.proc) a.stderr_before += a.proc->Stderr() + "\n--- restart ---\n";
-    a.proc = std::make_unique<BackgroundProcess>(argv);
-    ASSERT_TRUE(a.proc->started());
-    auto address = a.proc->WaitForLine("listening on ", Scaled(30s));
-    ASSERT_TRUE(address) << a.name << ": no 'listening on' line; stderr:\n"
-                         << a.proc->Stderr();
-    a.url = "http://" + *address;
+    ASSERT_TRUE(StartServer(a.argv, a.name, Scaled(30s), &a.proc, &a.url));
   }
 
   // Starts the hostile peer for the published version; returns once the
   // tracker has it.
   void StartHostile(const std::string& mode) {
-    auto h = std::make_unique<BackgroundProcess>(std::vector<std::string>{
-        HOSTILE_PEER_BIN, "--tracker", origin_url_, "--dataset", kDataset,
-        "--root", root_, "--mode", mode});
-    ASSERT_TRUE(h->started());
-    auto address = h->WaitForLine("listening on ", Scaled(30s));
-    ASSERT_TRUE(address) << "hostile peer: " << h->Stderr();
+    std::unique_ptr<BackgroundProcess> h;
+    std::string url;
+    ASSERT_TRUE(
+        StartServer({HOSTILE_PEER_BIN, "--tracker", origin_url_, "--dataset",
+                     kDataset, "--root", root_, "--mode", mode},
+                    "hostile peer", Scaled(30s), &h, &url));
     ASSERT_TRUE(h->WaitForLine("announced", Scaled(30s)))
         << "hostile peer: " << h->Stderr();
     hostiles_.push_back(std::move(h));
   }
 
-  static std::optional<std::string> Get(const std::string& url) {
-    auto r = net::HttpGetBlocking(url, 5s);
-    if (!r || r->status != 200) return std::nullopt;
-    return std::move(r->body);
-  }
-
-  static std::optional<agent::AgentStatus> Status(const Agent& a) {
-    auto body = Get(a.url + "/v1/status");
-    if (!body) return std::nullopt;
-    auto status = agent::ParseAgentStatus(*body);
-    EXPECT_TRUE(status) << a.name << ": /v1/status does not parse: "
-                        << status.error().ToString() << "\n"
-                        << *body;
-    if (!status) return std::nullopt;
-    return *status;
-  }
-
   static std::optional<agent::DatasetStatus> DatasetOf(const Agent& a) {
-    auto s = Status(a);
-    if (!s) return std::nullopt;
-    for (auto& d : s->datasets) {
-      if (d.name == kDataset) return d;
-    }
-    return std::nullopt;
-  }
-
-  static std::string Metrics(const std::string& url) {
-    return Get(url + "/metrics").value_or("");
+    return AgentDatasetStatus(a.url, kDataset);
   }
 
   // The agent's received bytes (all sources) from /metrics.
   static double BytesReceived(const Agent& a) {
-    return MetricSum(Metrics(a.url), "fleetcast_bytes_received_total")
+    return MetricSum(MetricsText(a.url), "fleetcast_bytes_received_total")
         .value_or(0);
   }
 
   // The origin's egress, both protocols.
   double OriginEgress() {
-    return MetricSum(Metrics(origin_url_), "fleetcast_origin_bytes_sent_total")
+    return MetricSum(MetricsText(origin_url_),
+                     "fleetcast_origin_bytes_sent_total")
         .value_or(-1);
   }
 
@@ -450,56 +251,17 @@ class SwarmE2eTest : public ::testing::Test {
   // Polls until every agent in `agents` is active; reports the laggards.
   void WaitAllActive(const std::vector<Agent*>& agents,
                      std::chrono::milliseconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    std::vector<Agent*> waiting = agents;
-    while (!waiting.empty() && Clock::now() < deadline) {
-      std::erase_if(waiting, [&](Agent* a) { return IsActive(*a); });
-      if (std::ranges::any_of(waiting, [](Agent* a) {
-            return a->proc->Wait(0ms).has_value();
-          })) {
-        break;  // one died: reported below
-      }
-      std::this_thread::sleep_for(200ms);  // polling interval
-    }
-    for (Agent* a : waiting) {
-      auto d = DatasetOf(*a);
-      std::string state = "no status";
-      if (d) {
-        state = fmt::format(
-            "active={} staging={} peers={} from_peers={} from_origin={}",
-            d->active ? d->active->label + "/" + d->active->root.substr(0, 12)
-                      : "none",
-            d->staging
-                ? fmt::format("{}/{} chunks, {:.3f}", d->staging->have_chunks,
-                              d->staging->chunks, d->staging->progress())
-                : "none",
-            d->peers, d->bytes_from_peers, d->bytes_from_origin);
-      }
-      auto code = a->proc->Wait(0ms);
+    for (Agent* a : WaitForEach<Agent>(
+             agents, [&](const Agent& a) { return IsActive(a); }, timeout,
+             200ms)) {
       ADD_FAILURE() << a->name << " not active after " << timeout.count()
-                    << " ms (" << state << ")"
-                    << (code ? fmt::format("; exited with {}", *code) : "");
+                    << " ms (" << DescribeAgent(DatasetOf(*a), *a->proc) << ")";
     }
   }
 
   // `fleetcast verify <current> --store STORE --root ROOT` passes.
   void VerifyAgent(const Agent& a) {
-    RunResult r =
-        Fc({"verify", Current(a).string(), "--store", store_, "--root", root_});
-    EXPECT_EQ(r.exit_code, 0) << a.name << ": verify failed:\n"
-                              << r.out << r.err;
-  }
-
-  // Polls `pred` until it holds or `timeout` passes.
-  static bool PollUntil(const std::function<bool()>& pred,
-                        std::chrono::milliseconds timeout,
-                        std::chrono::milliseconds step = 50ms) {
-    const auto deadline = Clock::now() + timeout;
-    for (;;) {
-      if (pred()) return true;
-      if (Clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(step);  // polling interval
-    }
+    EXPECT_TRUE(TreeVerifies(Current(a), store_, root_)) << a.name;
   }
 
   fs::path work_;
@@ -548,7 +310,7 @@ TEST_F(SwarmE2eTest, TwelveAgentsFetchA256MiBDatasetAndVerify) {
         << target;
     VerifyAgent(*a);
 
-    const std::string m = Metrics(a->url);
+    const std::string m = MetricsText(a->url);
     from_peers +=
         MetricSum(m, "fleetcast_bytes_received_total", "source=\"peer\"")
             .value_or(0);
@@ -657,7 +419,7 @@ TEST_F(SwarmE2eTest, HostilePeerIsBannedAndTheFetchCompletes) {
   ASSERT_FALSE(HasFailure());
   for (Agent* a : agents) {
     VerifyAgent(*a);
-    const std::string m = Metrics(a->url);
+    const std::string m = MetricsText(a->url);
     const double mismatches =
         MetricSum(m, "fleetcast_chunk_hash_mismatch_total").value_or(-1);
     const double bans = MetricSum(m, "fleetcast_peer_bans_total").value_or(-1);
@@ -709,7 +471,7 @@ TEST_F(SwarmE2eTest, OriginKilledAfterAgentsHoldEverything) {
   origin_->Signal(SIGKILL);
   ASSERT_TRUE(origin_->Wait(Scaled(10s)));
   const double origin_bytes_before =
-      MetricSum(Metrics(c.url), "fleetcast_bytes_received_total",
+      MetricSum(MetricsText(c.url), "fleetcast_bytes_received_total",
                 "source=\"origin\"")
           .value_or(0);
   EXPECT_LT(progress, 0.9) << "C was nearly done before the origin died";
@@ -717,7 +479,7 @@ TEST_F(SwarmE2eTest, OriginKilledAfterAgentsHoldEverything) {
   WaitAllActive({&c}, Scaled(120s));
   ASSERT_FALSE(HasFailure());
   VerifyAgent(c);
-  const std::string m = Metrics(c.url);
+  const std::string m = MetricsText(c.url);
   const double from_peers =
       MetricSum(m, "fleetcast_bytes_received_total", "source=\"peer\"")
           .value_or(0);
@@ -750,9 +512,7 @@ TEST_F(SwarmE2eTest, TrackerUnreachableAgentKeepsWorking) {
   ASSERT_FALSE(HasFatalFailure());
   DeadPort dead;
   ASSERT_NE(dead.port(), 0);
-  Agent& a = StartAgent(
-      "agent", {},
-      {fmt::format("http://127.0.0.1:{}", dead.port()), origin_url_});
+  Agent& a = StartAgent("agent", {}, {dead.url(), origin_url_});
   ASSERT_FALSE(HasFatalFailure());
   WaitAllActive({&a}, Scaled(120s));
   ASSERT_FALSE(HasFailure());
@@ -769,7 +529,7 @@ TEST_F(SwarmE2eTest, TrackerUnreachableAgentKeepsWorking) {
     ASSERT_TRUE(d) << "/v1/status stopped answering without a tracker";
     ASSERT_TRUE(d->active);
     EXPECT_EQ(d->active->root, root_);
-    ASSERT_FALSE(Metrics(a.url).empty());
+    ASSERT_FALSE(MetricsText(a.url).empty());
     ++answers;
     std::this_thread::sleep_for(250ms);  // polling interval
   }

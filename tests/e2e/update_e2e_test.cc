@@ -39,7 +39,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -47,7 +46,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <random>
 #include <set>
 #include <string>
 #include <string_view>
@@ -56,11 +54,8 @@
 #include <vector>
 
 #include "agent/status.h"
-#include "background_process.h"
 #include "core/rollout.h"
-#include "net/http_client.h"
-#include "obs/metrics_text_test_support.h"
-#include "subprocess.h"
+#include "e2e_support.h"
 
 namespace fleetcast::testing {
 namespace {
@@ -77,46 +72,13 @@ constexpr int kAgents = 12;
 constexpr int kCanaries = 3;          // of kAgents at 25%
 constexpr uint32_t kCanaryBp = 2500;  // 25%
 
-#ifdef FLEETCAST_E2E_SANITIZED
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-
 // The announce interval the tracker gives the agents (and their own): the
 // "watch interval" a rollback must reach every agent within. Agents learn
 // of a change by long-poll at once; the interval bounds the fallback.
 constexpr int kIntervalS = kSanitized ? 6 : 3;
 
-std::chrono::milliseconds Scaled(std::chrono::milliseconds d) {
-  return kSanitized ? d * 3 : d;
-}
-
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-void WriteBytes(const fs::path& path, const std::string& bytes) {
-  fs::create_directories(path.parent_path());
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  ASSERT_TRUE(out.good()) << path;
-}
-
-std::string ReadBytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// `n` bytes from a seeded generator (incompressible, no repeats).
-std::string RandomBytes(uint64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string out(n, '\0');
-  for (uint64_t i = 0; i < n; i += 8) {
-    uint64_t v = rng();
-    std::memcpy(out.data() + i, &v, std::min<uint64_t>(8, n - i));
-  }
-  return out;
 }
 
 // What the ~1% edit did, in bytes.
@@ -143,14 +105,14 @@ uint64_t MakeV1(const fs::path& dir, uint64_t total) {
   for (size_t i = 0; i < large.size(); ++i) {
     uint64_t size = static_cast<uint64_t>(total * large[i].second);
     used += size;
-    WriteBytes(dir / large[i].first, RandomBytes(size, 1000 + i));
+    WriteFile(dir / large[i].first, RandomBytes(size, 1000 + i));
   }
   // The rest in one more file, so the sizes add up to `total`.
-  WriteBytes(dir / "nested/rest.bin", RandomBytes(total - used - small, 1100));
-  WriteBytes(dir / "nested/deep/small-70k.bin", RandomBytes(70'000, 1101));
-  WriteBytes(dir / "conf/one-k.bin", RandomBytes(1024, 1102));
-  WriteBytes(dir / "README.txt", readme);
-  WriteBytes(dir / "empty.bin", "");
+  WriteFile(dir / "nested/rest.bin", RandomBytes(total - used - small, 1100));
+  WriteFile(dir / "nested/deep/small-70k.bin", RandomBytes(70'000, 1101));
+  WriteFile(dir / "conf/one-k.bin", RandomBytes(1024, 1102));
+  WriteFile(dir / "README.txt", readme);
+  WriteFile(dir / "empty.bin", "");
   fs::create_symlink("models/a.bin", dir / "latest");
   return total;
 }
@@ -166,7 +128,7 @@ EditSummary EditToV2(const fs::path& dir, uint64_t total) {
   const uint64_t edit = total / 2400;  // 28 KB of 64 MiB
   auto overwrite = [&](const std::string& path, std::vector<double> at,
                        uint64_t seed) {
-    std::string data = ReadBytes(dir / path);
+    std::string data = ReadFile(dir / path);
     for (double f : at) {
       std::string repl = RandomBytes(edit, seed++);
       data.replace(static_cast<size_t>(f * data.size()), edit, repl);
@@ -182,41 +144,23 @@ EditSummary EditToV2(const fs::path& dir, uint64_t total) {
       "models/a.bin",
       {0.05, 0.14, 0.23, 0.32, 0.41, 0.5, 0.59, 0.68, 0.77, 0.86}, 2000);
   insert(a, 0.55, 4096, 2010);
-  WriteBytes(dir / "models/a.bin", a);
+  WriteFile(dir / "models/a.bin", a);
   std::string b =
       overwrite("models/b.bin", {0.1, 0.25, 0.4, 0.55, 0.7, 0.85}, 2020);
   insert(b, 0.9, 200, 2030);
-  WriteBytes(dir / "models/b.bin", b);
+  WriteFile(dir / "models/b.bin", b);
   std::string c = overwrite("index/c.bin", {0.2, 0.4, 0.6, 0.8}, 2040);
   insert(c, 0.05, 1024, 2045);
-  WriteBytes(dir / "index/c.bin", c);
+  WriteFile(dir / "index/c.bin", c);
   const uint64_t added = 2 * edit;
-  WriteBytes(dir / "models/new-head.bin", RandomBytes(added, 2050));
+  WriteFile(dir / "models/new-head.bin", RandomBytes(added, 2050));
   const std::string changelog = "v2: new head, edited a/b/c\n";
-  WriteBytes(dir / "CHANGELOG.txt", changelog);
+  WriteFile(dir / "CHANGELOG.txt", changelog);
   s.added = added + changelog.size();
   fs::remove(dir / "old/obsolete.bin");
   fs::create_directories(dir / "archive");
   fs::rename(dir / "old/moved.bin", dir / "archive/moved.bin");
   return s;
-}
-
-// The sum of the samples of family `name` whose series key contains
-// `label` (every series when empty), from Prometheus text; nullopt when
-// the text does not parse or has no such sample.
-std::optional<double> MetricSum(std::string_view text, std::string_view name,
-                                std::string_view label = "") {
-  auto parsed = obs::testing::ParseMetricsText(text);
-  if (!parsed) return std::nullopt;
-  std::optional<double> sum;
-  for (const auto& [key, value] : parsed->samples) {
-    if (!key.starts_with(name)) continue;
-    std::string_view rest = std::string_view(key).substr(name.size());
-    if (!rest.empty() && rest[0] != '{') continue;  // a longer name
-    if (!label.empty() && rest.find(label) == std::string_view::npos) continue;
-    sum = sum.value_or(0) + value;
-  }
-  return sum;
 }
 
 // A file of a manifest, as `fleetcast manifest show --json --chunks` lists
@@ -252,105 +196,51 @@ struct Agent {
 class UpdateE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl =
-        (fs::temp_directory_path() / "fleetcast-update-e2e-XXXXXX");
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    work_ = tmpl;
-    key_ = (work_ / "key").string();
-    RunResult r = Fc({"keygen", "--out", key_});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_TRUE(MakeWorkDirWithKey("fleetcast-update-e2e", &work_, &key_));
     store_ = (work_ / "store").string();
     src_ = work_ / "src";
   }
 
+  // Every process still running is stopped with SIGTERM and must exit 0;
+  // on failure (or with FLEETCAST_E2E_VERBOSE=1) every stderr is shown.
   void TearDown() override {
-    StopGracefully();
-    const bool failed = HasFailure();
-    if (failed || std::getenv("FLEETCAST_E2E_VERBOSE")) {
-      auto show = [failed](const std::string& who, const std::string& err) {
-        if (failed) {
-          ADD_FAILURE() << who << " stderr:\n" << Tail(err);
-        } else {
-          std::cerr << who << " stderr:\n" << Tail(err) << "\n";
-        }
-      };
-      show("origin", origin_stderr_ + (origin_ ? origin_->Stderr() : ""));
-      for (const auto& a : agents_) {
-        if (a->proc) show(a->name, a->proc->Stderr());
-      }
+    std::vector<std::pair<std::string, BackgroundProcess*>> agents;
+    for (auto& a : agents_) agents.emplace_back(a->name, a->proc.get());
+    StopGracefully(agents, Scaled(30s));
+    StopGracefully({{"origin", origin_.get()}}, Scaled(30s));
+    ReportStderr("origin", origin_stderr_ + (origin_ ? origin_->Stderr() : ""));
+    for (const auto& a : agents_) {
+      if (a->proc) ReportStderr(a->name, a->proc->Stderr());
     }
     for (auto& a : agents_) a->proc.reset();
     agents_.clear();
     origin_.reset();
-    std::error_code ec;
-    fs::remove_all(work_, ec);
-  }
-
-  static std::string Tail(const std::string& s, size_t n = 4000) {
-    return s.size() <= n ? s : "...\n" + s.substr(s.size() - n);
-  }
-
-  // SIGTERM to every process still running: each must exit 0.
-  void StopGracefully() {
-    auto stop = [](BackgroundProcess& p, const std::string& who) {
-      auto code = p.Wait(Scaled(30s));
-      if (!code) {
-        ADD_FAILURE() << who << " did not exit within 30 s of SIGTERM";
-      } else if (*code != 0) {
-        ADD_FAILURE() << who << " exited with " << *code << " after SIGTERM";
-      }
-    };
-    std::vector<Agent*> running;
-    for (auto& a : agents_) {
-      if (a->proc && !a->proc->Wait(0ms)) {
-        a->proc->Signal(SIGTERM);
-        running.push_back(a.get());
-      }
-    }
-    for (Agent* a : running) stop(*a->proc, a->name);
-    if (origin_ && !origin_->Wait(0ms)) {
-      origin_->Signal(SIGTERM);
-      stop(*origin_, "origin");
-    }
-  }
-
-  RunResult Fc(std::vector<std::string> args) {
-    args.insert(args.begin(), FLEETCAST_BIN);
-    return fleetcast::testing::Run(args);
+    RemoveTree(work_);
   }
 
   // Starts `fleetcast origin` on `listen` (an ephemeral port by default).
-  void StartOrigin(const std::string& listen = "127.0.0.1:0") {
+  void StartOrigin(const std::string& listen = kLoopbackAnyPort) {
     if (origin_) origin_stderr_ += origin_->Stderr() + "\n--- restart ---\n";
-    origin_ = std::make_unique<BackgroundProcess>(std::vector<std::string>{
-        FLEETCAST_BIN, "origin", "--store", store_, "--listen", listen,
-        "--trust", key_ + ".pub", "--announce-interval",
-        std::to_string(kIntervalS)});
-    ASSERT_TRUE(origin_->started());
-    auto address = origin_->WaitForLine("listening on ", Scaled(30s));
-    ASSERT_TRUE(address) << "origin: no 'listening on' line; stderr:\n"
-                         << origin_->Stderr();
-    origin_address_ = *address;
-    origin_url_ = "http://" + *address;
+    ASSERT_TRUE(
+        StartServer(OriginArgv(store_,
+                               {"--trust", key_ + ".pub", "--announce-interval",
+                                std::to_string(kIntervalS)},
+                               listen),
+                    "origin", Scaled(30s), &origin_, &origin_url_));
   }
 
   // Remote publish of src_; returns the publish answer (root, label,
   // new_bytes, ...).
   json Publish(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"publish",   src_.string(), "--origin",
-                                     origin_url_, "--dataset",   kDataset,
-                                     "--key",     key_,          "--json"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    RunResult r = Fc(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    if (r.exit_code != 0) return json();
-    return json::parse(r.out);
+    extra.insert(extra.begin(), {"--origin", origin_url_});
+    return PublishJson(src_, kDataset, key_, std::move(extra));
   }
 
   // The manifest of `root` from the store, with its chunk lists.
   ManifestInfo Manifest(const std::string& root) {
     ManifestInfo info;
-    RunResult r = Fc({"manifest", "show", root, "--store", store_, "--trust",
+    RunResult r =
+        RunFleetcast({"manifest", "show", root, "--store", store_, "--trust",
                       key_ + ".pub", "--json", "--chunks"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     if (r.exit_code != 0) return info;
@@ -375,7 +265,7 @@ class UpdateE2eTest : public ::testing::Test {
 
   // The size of the signed manifest the origin serves for `root`.
   uint64_t ManifestBytes(const std::string& root) {
-    auto body = Get(origin_url_ + "/v1/manifests/" + root);
+    auto body = HttpGet(origin_url_ + "/v1/manifests/" + root);
     EXPECT_TRUE(body) << "no manifest " << root;
     return body ? body->size() : 0;
   }
@@ -427,38 +317,19 @@ class UpdateE2eTest : public ::testing::Test {
             "\n[dataset.\"{}\"]\nverify_command = \"{}\"\nhook_timeout = 60\n",
             kDataset, verify_command);
       }
-      WriteBytes(a->config, toml);
+      WriteFile(a->config, toml);
       ASSERT_FALSE(HasFatalFailure());
       a->proc = std::make_unique<BackgroundProcess>(std::vector<std::string>{
-          FLEETCAST_BIN, "agent", "--config", a->config.string()});
-      ASSERT_TRUE(a->proc->started());
+          kFleetcastBin, "agent", "--config", a->config.string()});
       agents_.push_back(std::move(a));
     }
     for (auto& a : agents_) {
-      auto address = a->proc->WaitForLine("listening on ", Scaled(30s));
-      ASSERT_TRUE(address) << a->name << ": no 'listening on' line; stderr:\n"
-                           << a->proc->Stderr();
-      a->url = "http://" + *address;
+      ASSERT_TRUE(WaitForListening(*a->proc, a->name, Scaled(30s), &a->url));
     }
-  }
-
-  static std::optional<std::string> Get(const std::string& url) {
-    auto r = net::HttpGetBlocking(url, 5s);
-    if (!r || r->status != 200) return std::nullopt;
-    return std::move(r->body);
   }
 
   static std::optional<agent::DatasetStatus> DatasetOf(const Agent& a) {
-    auto body = Get(a.url + "/v1/status");
-    if (!body) return std::nullopt;
-    auto status = agent::ParseAgentStatus(*body);
-    EXPECT_TRUE(status) << a.name << ": /v1/status does not parse: "
-                        << status.error().ToString();
-    if (!status) return std::nullopt;
-    for (auto& d : status->datasets) {
-      if (d.name == kDataset) return d;
-    }
-    return std::nullopt;
+    return AgentDatasetStatus(a.url, kDataset);
   }
 
   // The root the agent reports active ("" when none or no answer).
@@ -467,23 +338,22 @@ class UpdateE2eTest : public ::testing::Test {
     return d && d->active ? d->active->root : "";
   }
 
-  static std::string Metrics(const std::string& url) {
-    return Get(url + "/metrics").value_or("");
-  }
   // Chunk bytes the agent received from every source: {verified and new
   // to it, already held (end-game duplicates, late answers)}; -1 when a
   // metric is missing.
   static std::pair<double, double> BytesReceived(const Agent& a) {
-    const std::string m = Metrics(a.url);
+    const std::string m = MetricsText(a.url);
     return {MetricSum(m, "fleetcast_bytes_received_total").value_or(-1),
             MetricSum(m, "fleetcast_bytes_duplicate_total").value_or(-1)};
   }
   // Chunk bytes the agent sent to peers.
   static double BytesSent(const Agent& a) {
-    return MetricSum(Metrics(a.url), "fleetcast_bytes_sent_total").value_or(-1);
+    return MetricSum(MetricsText(a.url), "fleetcast_bytes_sent_total")
+        .value_or(-1);
   }
   double OriginEgress() {
-    return MetricSum(Metrics(origin_url_), "fleetcast_origin_bytes_sent_total")
+    return MetricSum(MetricsText(origin_url_),
+                     "fleetcast_origin_bytes_sent_total")
         .value_or(-1);
   }
 
@@ -510,67 +380,32 @@ class UpdateE2eTest : public ::testing::Test {
   void WaitAllOn(const std::vector<Agent*>& agents, const ManifestInfo& m,
                  std::chrono::milliseconds timeout,
                  const std::function<void()>& each_poll = {}) {
-    const auto deadline = Clock::now() + timeout;
-    std::vector<Agent*> waiting = agents;
-    while (!waiting.empty() && Clock::now() < deadline) {
-      std::erase_if(waiting, [&](Agent* a) { return IsOn(*a, m); });
-      if (each_poll) each_poll();
-      if (std::ranges::any_of(waiting, [](Agent* a) {
-            return a->proc->Wait(0ms).has_value();
-          })) {
-        break;  // one died: reported below
-      }
-      if (!waiting.empty()) std::this_thread::sleep_for(100ms);  // polling
-    }
-    for (Agent* a : waiting) {
-      auto d = DatasetOf(*a);
-      std::string state = "no status";
-      if (d) {
-        state = fmt::format(
-            "active={} staging={}",
-            d->active ? d->active->label + "/" + d->active->root.substr(0, 12)
-                      : "none",
-            d->staging
-                ? fmt::format("{} {}/{} chunks", d->staging->label,
-                              d->staging->have_chunks, d->staging->chunks)
-                : "none");
-      }
-      auto code = a->proc->Wait(0ms);
+    for (Agent* a : WaitForEach<Agent>(
+             agents, [&](const Agent& a) { return IsOn(a, m); }, timeout, 100ms,
+             each_poll)) {
       ADD_FAILURE() << a->name << " not on " << m.label << " after "
-                    << timeout.count() << " ms (" << state << ")"
-                    << (code ? fmt::format("; exited with {}", *code) : "");
+                    << timeout.count() << " ms ("
+                    << DescribeAgent(DatasetOf(*a), *a->proc) << ")";
     }
   }
 
   // `fleetcast verify <current> --store STORE --root ROOT` passes.
   void VerifyAgent(const Agent& a, const ManifestInfo& m) {
-    RunResult r = Fc(
-        {"verify", Current(a).string(), "--store", store_, "--root", m.root});
-    EXPECT_EQ(r.exit_code, 0) << a.name << ": verify failed:\n"
-                              << r.out << r.err;
+    EXPECT_TRUE(TreeVerifies(Current(a), store_, m.root)) << a.name;
   }
 
-  json Status() {
-    RunResult r = Fc(
-        {"status", "--tracker", origin_url_, "--dataset", kDataset, "--json"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    if (r.exit_code != 0) return json();
-    json j = json::parse(r.out);
-    if (j["datasets"].size() != 1) return json();
-    return j["datasets"][0];
-  }
+  json Status() { return TrackerStatus(origin_url_, kDataset); }
   json Channel() { return Status()["channel"]; }
 
   // Polls the tracker's status until `pred` holds; false after `timeout`.
   bool WaitForStatus(const std::function<bool(const json&)>& pred,
                      std::chrono::milliseconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    for (;;) {
-      json s = Status();
-      if (s.is_object() && pred(s)) return true;
-      if (Clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(200ms);  // polling interval
-    }
+    return PollUntil(
+        [&] {
+          json s = Status();
+          return s.is_object() && pred(s);
+        },
+        timeout, 200ms);
   }
 
   std::vector<Agent*> AllAgents() {
@@ -615,7 +450,6 @@ class UpdateE2eTest : public ::testing::Test {
   fs::path src_;
   std::string key_;
   std::string store_;
-  std::string origin_address_;
   std::string origin_url_;
   std::string origin_stderr_;  // of earlier runs (restarts)
   uint64_t dataset_bytes_ = 0;
@@ -670,7 +504,8 @@ TEST_F(UpdateE2eTest, DeltaUpdateMovesOnlyNewChunksThenRollbackIsInstant) {
   const double egress_before = OriginEgress();
 
   const auto update_start = Clock::now();
-  RunResult r = Fc({"release", kDataset, v2.label, "--tracker", origin_url_});
+  RunResult r =
+      RunFleetcast({"release", kDataset, v2.label, "--tracker", origin_url_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   WaitAllOn(AllAgents(), v2, Scaled(120s));
   ASSERT_FALSE(HasFailure());
@@ -704,7 +539,7 @@ TEST_F(UpdateE2eTest, DeltaUpdateMovesOnlyNewChunksThenRollbackIsInstant) {
         << a->name << " received " << received << " + " << twice
         << " bytes twice for " << new_bytes << " bytes of new chunks";
     sent_after += BytesSent(*a);
-    const std::string m = Metrics(a->url);
+    const std::string m = MetricsText(a->url);
     EXPECT_EQ(MetricSum(m, "fleetcast_chunk_hash_mismatch_total"), 0.0)
         << a->name;
     EXPECT_EQ(MetricSum(m, "fleetcast_version_active_info",
@@ -770,7 +605,7 @@ TEST_F(UpdateE2eTest, DeltaUpdateMovesOnlyNewChunksThenRollbackIsInstant) {
   // Rollback: every agent back on v1 (kept) within one announce interval
   // of the command's return, nothing fetched.
   for (const auto& a : agents_) received_before[a->name] = BytesReceived(*a);
-  r = Fc({"rollback", kDataset, "--tracker", origin_url_});
+  r = RunFleetcast({"rollback", kDataset, "--tracker", origin_url_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto rollback_done = Clock::now();
   WaitAllOn(AllAgents(), v1_, std::chrono::seconds(kIntervalS));
@@ -795,13 +630,13 @@ TEST_F(UpdateE2eTest, CanaryVerifyFailureHaltsTheRollout) {
   // The hook refuses any version holding REFUSE-ME; v1 does not.
   FleetOnV1(8 * kMiB, "test ! -e REFUSE-ME");
   ASSERT_FALSE(HasFatalFailure());
-  WriteBytes(src_ / "REFUSE-ME", "a bad version\n");
+  WriteFile(src_ / "REFUSE-ME", "a bad version\n");
   json p = Publish();
   ASSERT_TRUE(p.is_object());
   const ManifestInfo bad = Manifest(p["root"]);
 
-  RunResult r = Fc({"release", kDataset, bad.label, "--tracker", origin_url_,
-                    "--canary", "25"});
+  RunResult r = RunFleetcast({"release", kDataset, bad.label, "--tracker",
+                              origin_url_, "--canary", "25"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectTrackerCanaries();
   // No agent ever activates it: checked on every poll until the canaries
@@ -812,21 +647,18 @@ TEST_F(UpdateE2eTest, CanaryVerifyFailureHaltsTheRollout) {
     }
   };
   json halted;
-  const auto deadline = Clock::now() + Scaled(60s);
-  for (;;) {
-    none_on_bad();
-    json s = Status();
-    size_t failed = 0;
-    for (const auto& v : s["versions"]) {
-      if (v["root"] == bad.root) failed = v["failed"].size();
-    }
-    if (s["channel"]["stage"] == "halted" && failed == kCanaries) {
-      halted = s;
-      break;
-    }
-    ASSERT_LT(Clock::now(), deadline) << "not halted: " << s.dump(1);
-    std::this_thread::sleep_for(200ms);  // polling interval
-  }
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        none_on_bad();
+        halted = Status();
+        size_t failed = 0;
+        for (const auto& v : halted["versions"]) {
+          if (v["root"] == bad.root) failed = v["failed"].size();
+        }
+        return halted["channel"]["stage"] == "halted" && failed == kCanaries;
+      },
+      Scaled(60s), 200ms))
+      << "not halted: " << halted.dump(1);
   const std::string reason = halted["channel"]["reason"];
   std::cerr << "[ info ] halted: " << reason << "\n";
   EXPECT_NE(reason.find("failed " + bad.label), std::string::npos) << reason;
@@ -844,7 +676,7 @@ TEST_F(UpdateE2eTest, CanaryVerifyFailureHaltsTheRollout) {
     }
   }
   // The text status says why too.
-  r = Fc({"status", "--tracker", origin_url_, "--dataset", kDataset});
+  r = RunFleetcast({"status", "--tracker", origin_url_, "--dataset", kDataset});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("halted"), std::string::npos) << r.out;
 
@@ -863,7 +695,7 @@ TEST_F(UpdateE2eTest, CanaryVerifyFailureHaltsTheRollout) {
   }
 
   // Abort: the canaries are told v1 again and stay there.
-  r = Fc({"abort", kDataset, "--tracker", origin_url_});
+  r = RunFleetcast({"abort", kDataset, "--tracker", origin_url_});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(Channel()["stage"], "aborted");
   for (const auto& a : agents_) EXPECT_TRUE(IsOn(*a, v1_)) << a->name;
@@ -881,9 +713,9 @@ TEST_F(UpdateE2eTest, CanaryPassesAndIsPromotedAfterTheDelay) {
   // Long enough for the canaries to fetch the delta and pass the hook.
   const int delay_s = kSanitized ? 15 : 8;
   const auto release_time = Clock::now();
-  RunResult r =
-      Fc({"release", kDataset, v2.label, "--tracker", origin_url_, "--canary",
-          "25", "--promote-after", fmt::format("{}s", delay_s)});
+  RunResult r = RunFleetcast({"release", kDataset, v2.label, "--tracker",
+                              origin_url_, "--canary", "25", "--promote-after",
+                              fmt::format("{}s", delay_s)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectTrackerCanaries();
 
@@ -939,9 +771,9 @@ TEST_F(UpdateE2eTest, TrackerRestartDuringCanaryKeepsTheRollout) {
 
   const int delay_s = kSanitized ? 15 : 8;
   const auto release_time = Clock::now();
-  RunResult r =
-      Fc({"release", kDataset, v2.label, "--tracker", origin_url_, "--canary",
-          "25", "--promote-after", fmt::format("{}s", delay_s)});
+  RunResult r = RunFleetcast({"release", kDataset, v2.label, "--tracker",
+                              origin_url_, "--canary", "25", "--promote-after",
+                              fmt::format("{}s", delay_s)});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::vector<Agent*> canaries;
   std::vector<Agent*> others;
@@ -954,7 +786,7 @@ TEST_F(UpdateE2eTest, TrackerRestartDuringCanaryKeepsTheRollout) {
   // The origin dies mid-rollout and comes back on the same port.
   origin_->Signal(SIGKILL);
   ASSERT_TRUE(origin_->Wait(Scaled(10s)));
-  StartOrigin(origin_address_);
+  StartOrigin(origin_url_.substr(std::string_view("http://").size()));
   ASSERT_FALSE(HasFatalFailure());
   const json after = Channel();
   EXPECT_EQ(after, before);  // stage, release, promote_at, history, ...

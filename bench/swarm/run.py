@@ -155,6 +155,7 @@ class Testbed:
         self.prefix = f"{prefix}{os.getpid()}-"
         self.work = work
         self.cc = cc  # TCP congestion control in every host; None: the kernel's default
+        self.allowed_cc = None  # the host's allowed list before we widened it
         self.namespaces = []  # created by us, removed in cleanup
         self.procs = {}       # pid -> Popen (each the leader of its own process group)
         self.sw = self.prefix + "sw"
@@ -180,8 +181,23 @@ class Testbed:
         run(["tc", "-n", ns, "qdisc", "add", "dev", dev, "root", "tbf",
              "rate", f"{int(round(rate_bps / 1000))}kbit", "burst", str(burst), "latency", "50ms"])
 
+    ALLOWED_CC = "/proc/sys/net/ipv4/tcp_allowed_congestion_control"
+
+    def allow_cc(self):
+        """A namespace may only pick an algorithm of the host's allowed list:
+        add self.cc to it for the run (restored in cleanup)."""
+        with open(self.ALLOWED_CC) as f:
+            allowed = f.read().split()
+        if self.cc in allowed:
+            return
+        self.allowed_cc = " ".join(allowed)
+        with open(self.ALLOWED_CC, "w") as f:
+            f.write(" ".join(allowed + [self.cc]))
+
     def build(self, rates):
         """rates[i] = Mbit/s of host i's link (0 = origin)."""
+        if self.cc:
+            self.allow_cc()
         self.add_ns(self.sw)
         run(["ip", "-n", self.sw, "link", "add", "br0", "type", "bridge"])
         run(["ip", "-n", self.sw, "addr", "add", f"{SW_ADDR}/16", "dev", "br0"])
@@ -302,6 +318,10 @@ class Testbed:
             kill_ns_processes(ns)
             subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
         self.namespaces = []
+        if self.allowed_cc is not None:
+            with open(self.ALLOWED_CC, "w") as f:
+                f.write(self.allowed_cc)
+            self.allowed_cc = None
 
 
 def kill_ns_processes(ns):

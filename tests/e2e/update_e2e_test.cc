@@ -511,17 +511,19 @@ TEST_F(UpdateE2eTest, DeltaUpdateMovesOnlyNewChunksThenRollbackIsInstant) {
   ASSERT_FALSE(HasFailure());
   const double update_s = SecondsSince(update_start);
 
-  // Bytes: each agent received the new chunks, and not much more. The
-  // issue's bound (1.1 x the new chunks + the manifest) holds for the
-  // chunks each agent verified and kept: only the new chunks moved, the
-  // rest came from v1 on its disk. With the chunks that arrived twice (end
-  // game: a late request asked of a second peer) the worst agent of twelve
-  // is at 1.04-1.12 x in a release build today (a few chunks of 28), so
-  // that total is held to 1.25 x, the swarm's end game being what would
-  // have to change for 1.1 (docs/performance.md, delta updates).
+  // Bytes: each agent received the new chunks, and not much more: the
+  // issue's bound, 1.1 x the new chunks + the manifest, holds both for the
+  // chunks each agent verified and kept (only the new chunks moved, the
+  // rest came from v1 on its disk) and with the chunks that arrived twice
+  // counted too (end game, late answers). A request is not duplicated
+  // before it is 500 ms old (docs/swarm.md), so the worst agent of twelve
+  // receives 1.00 x; before that floor it was 1.04-1.12 x. Sanitizer builds
+  // run several times slower, where requests time out and are asked again,
+  // so their total is held to 1.25 x.
   const double bound = 1.1 * static_cast<double>(new_bytes + manifest_bytes);
   const double bound_with_duplicates =
-      1.25 * static_cast<double>(new_bytes + manifest_bytes);
+      (kSanitized ? 1.25 : 1.1) *
+      static_cast<double>(new_bytes + manifest_bytes);
   double received_max = 0;
   double duplicate_max = 0;
   double sent_after = 0;

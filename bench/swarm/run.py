@@ -1035,8 +1035,9 @@ def main():
     ap.add_argument("--systems", default="fleetcast,http,bittorrent")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--cc", default=None,
-                    help="TCP congestion control in every host (e.g. cubic, bbr; default: the kernel's)")
+    ap.add_argument("--cc", default="cubic",
+                    help="TCP congestion control in every host (default cubic, Debian's default; "
+                         "'system' keeps this kernel's default; docs/performance.md)")
     ap.add_argument("--results", default=os.path.join(REPO, "bench", "results", "swarm.jsonl"))
     ap.add_argument("--timeout", type=float, default=0, help="seconds per run (default: 60 + 4 x N x F/B)")
     ap.add_argument("--netns-prefix", default="fcsw-")
@@ -1073,6 +1074,8 @@ def main():
     ctx.rates = [a.rate] + [a.rate * (1 + a.rate_spread / 100 * rng.uniform(-1, 1)) for _ in range(a.nodes)]
     base = os.environ.get("TMPDIR") or "/var/tmp"
     ctx.work = work = tempfile.mkdtemp(prefix="fleetcast-swarm-", dir=base)
+    if a.cc == "system":
+        a.cc = None
     ctx.tb = tb = Testbed(a.netns_prefix, work, a.cc)
     run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     results_dir = os.path.dirname(os.path.abspath(a.results))

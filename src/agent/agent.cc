@@ -26,6 +26,7 @@
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "net/metrics_route.h"
+#include "net/peer_connection.h"
 #include "obs/role_metrics.h"
 #include "swarm/peer_hub.h"
 
@@ -208,6 +209,10 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
   }
 
   Status Start() {
+    if (!options.config.tcp_congestion.empty()) {
+      auto usable = net::CheckCongestionControl(options.config.tcp_congestion);
+      if (!usable) return usable;
+    }
     auto port = http->Listen();
     if (!port) return std::unexpected(port.error());
     HostPort advertised =
@@ -223,6 +228,7 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     ho.max_peers = options.config.max_peers;
     ho.rate_up_bytes_per_s = options.config.rate_up_bps;
     ho.rate_down_bytes_per_s = options.config.rate_down_bps;
+    ho.congestion_control = options.config.tcp_congestion;
     ho.rng_seed = rng();
     auto m = metrics;
     ho.observer.chunk_received = [m](bool from_origin, const std::string& zone,

@@ -47,6 +47,7 @@ struct Partial {
   std::optional<uint32_t> max_peers;
   std::optional<uint64_t> rate_up;
   std::optional<uint64_t> rate_down;
+  std::optional<std::string> tcp_congestion;
   std::optional<uint32_t> keep;
   std::optional<uint64_t> disk_budget;
   std::optional<uint64_t> node_id;
@@ -98,6 +99,20 @@ Result<HostPort> CheckAddress(const std::string& text, bool advertise,
     }
   }
   return *hp;
+}
+
+// A kernel congestion-control name (TCP_CA_NAME_MAX is 16 with the NUL):
+// whether this host has it is checked when the agent starts.
+Result<std::string> CheckCongestionName(std::string name, const Where& where) {
+  bool ok = !name.empty() && name.size() < 16;
+  for (char c : name) {
+    ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+  }
+  if (!ok) {
+    return where.Fail(fmt::format(
+        "'{}' is not a TCP congestion control name (e.g. cubic, bbr)", name));
+  }
+  return name;
 }
 
 Result<std::string> CheckZone(std::string zone, const Where& where) {
@@ -332,6 +347,10 @@ Status ApplyFileKey(const std::string& key, const toml::node& node,
     FC_TRY(s, TomlString(node, where));
     FC_TRY(zone, CheckZone(std::move(s), where));
     p.zone = std::move(zone);
+  } else if (key == "tcp_congestion") {
+    FC_TRY(s, TomlString(node, where));
+    FC_TRY(name, CheckCongestionName(std::move(s), where));
+    p.tcp_congestion = std::move(name);
   } else if (key == "node_id") {
     FC_TRY(s, TomlString(node, where));
     FC_TRY(id, CheckNodeId(s, where));
@@ -360,8 +379,8 @@ Status ApplyFileKey(const std::string& key, const toml::node& node,
   } else {
     return where.Fail(
         "unknown key (known: tracker, data, state, listen, advertise, zone, "
-        "subscribe, trust, max_peers, rate_up, rate_down, keep, "
-        "disk_budget, node_id, announce_interval, dataset)");
+        "subscribe, trust, max_peers, rate_up, rate_down, tcp_congestion, "
+        "keep, disk_budget, node_id, announce_interval, dataset)");
   }
   return {};
 }
@@ -439,6 +458,11 @@ Result<Partial> ParseFlags(const AgentFlags& f) {
     FC_TRY(zone, CheckZone(*f.zone, Where{"--zone", ""}));
     p.zone = std::move(zone);
   }
+  if (f.tcp_congestion) {
+    FC_TRY(name, CheckCongestionName(*f.tcp_congestion,
+                                     Where{"--tcp-congestion", ""}));
+    p.tcp_congestion = std::move(name);
+  }
   if (f.node_id) {
     FC_TRY(id, CheckNodeId(*f.node_id, Where{"--node-id", ""}));
     p.node_id = id;
@@ -492,6 +516,7 @@ Result<AgentConfig> Merge(Partial file, Partial flags,
   Override(file.max_peers, flags.max_peers);
   Override(file.rate_up, flags.rate_up);
   Override(file.rate_down, flags.rate_down);
+  Override(file.tcp_congestion, flags.tcp_congestion);
   Override(file.keep, flags.keep);
   Override(file.disk_budget, flags.disk_budget);
   Override(file.node_id, flags.node_id);
@@ -531,6 +556,7 @@ Result<AgentConfig> Merge(Partial file, Partial flags,
   if (p.max_peers) c.max_peers = *p.max_peers;
   if (p.rate_up) c.rate_up_bps = *p.rate_up;
   if (p.rate_down) c.rate_down_bps = *p.rate_down;
+  if (p.tcp_congestion) c.tcp_congestion = std::move(*p.tcp_congestion);
   if (p.keep) c.keep = *p.keep;
   if (p.disk_budget) c.disk_budget = *p.disk_budget;
   c.node_id = p.node_id;
@@ -669,6 +695,12 @@ void AddAgentFlags(CLI::App& app, AgentFlags& f) {
          "--rate-down", [&f](const std::string& v) { f.rate_down = v; },
          "Download limit in bytes/s, e.g. 1G (default 0: unlimited)")
       ->type_name("RATE");
+  app.add_option_function<std::string>(
+         "--tcp-congestion",
+         [&f](const std::string& v) { f.tcp_congestion = v; },
+         "TCP congestion control of peer connections, e.g. cubic (default: "
+         "the system's; docs/agent.md)")
+      ->type_name("NAME");
   app.add_option_function<int64_t>(
          "--keep", [&f](const int64_t& v) { f.keep = v; },
          "Versions kept per dataset, the active one included (default 2)")

@@ -76,7 +76,12 @@ struct AgentConfig {
   uint32_t max_peers = 30;                   // connections per dataset
   uint64_t rate_up_bps = 0;                  // bytes/s, 0 = unlimited
   uint64_t rate_down_bps = 0;                // bytes/s, 0 = unlimited
-  uint32_t keep = 2;                         // versions kept per dataset
+  // TCP congestion control of peer connections (e.g. "cubic"); empty: the
+  // system's default. Many peers sending into one node's downlink is
+  // incast: on shallow buffers BBR (v1) loses several % of the bytes to
+  // drops where cubic loses under 1% (docs/performance.md).
+  std::string tcp_congestion;
+  uint32_t keep = 2;  // versions kept per dataset
   // Bytes the versions of each dataset may take on disk, a new one
   // included (VersionStore's StagingOptions); 0 = no budget.
   uint64_t disk_budget = 0;
@@ -96,22 +101,23 @@ struct AgentConfig {
 // The raw values of the agent's flags: unset (nullopt / empty) when the
 // flag was not given.
 struct AgentFlags {
-  std::string config_file;                   // --config
-  std::vector<std::string> trackers;         // --tracker (repeatable)
-  std::optional<std::string> data;           // --data
-  std::optional<std::string> state;          // --state
-  std::optional<std::string> listen;         // --listen
-  std::optional<std::string> advertise;      // --advertise
-  std::optional<std::string> zone;           // --zone
-  std::vector<std::string> subscribe;        // --subscribe (repeatable)
-  std::vector<std::string> trust;            // --trust (repeatable)
-  std::optional<int64_t> max_peers;          // --max-peers
-  std::optional<std::string> rate_up;        // --rate-up (e.g. 10M)
-  std::optional<std::string> rate_down;      // --rate-down
-  std::optional<int64_t> keep;               // --keep
-  std::optional<std::string> disk_budget;    // --disk-budget (e.g. 20GiB)
-  std::optional<std::string> node_id;        // --node-id
-  std::optional<int64_t> announce_interval;  // --announce-interval
+  std::string config_file;                    // --config
+  std::vector<std::string> trackers;          // --tracker (repeatable)
+  std::optional<std::string> data;            // --data
+  std::optional<std::string> state;           // --state
+  std::optional<std::string> listen;          // --listen
+  std::optional<std::string> advertise;       // --advertise
+  std::optional<std::string> zone;            // --zone
+  std::vector<std::string> subscribe;         // --subscribe (repeatable)
+  std::vector<std::string> trust;             // --trust (repeatable)
+  std::optional<int64_t> max_peers;           // --max-peers
+  std::optional<std::string> rate_up;         // --rate-up (e.g. 10M)
+  std::optional<std::string> rate_down;       // --rate-down
+  std::optional<std::string> tcp_congestion;  // --tcp-congestion
+  std::optional<int64_t> keep;                // --keep
+  std::optional<std::string> disk_budget;     // --disk-budget (e.g. 20GiB)
+  std::optional<std::string> node_id;         // --node-id
+  std::optional<int64_t> announce_interval;   // --announce-interval
 };
 
 // Registers the flags above on `app` (the agent subcommand). `flags` must

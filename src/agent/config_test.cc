@@ -45,6 +45,7 @@ trust = ["keys/release.pub"]
 max_peers = 12
 rate_up = "10M"
 rate_down = 1073741824
+tcp_congestion = "cubic"
 keep = 3
 node_id = "00000000000000ff"
 announce_interval = 15
@@ -65,6 +66,7 @@ TEST(AgentConfigTest, FlagsAloneWithDefaults) {
   EXPECT_EQ(config->max_peers, 30u);
   EXPECT_EQ(config->rate_up_bps, 0u);
   EXPECT_EQ(config->rate_down_bps, 0u);
+  EXPECT_EQ(config->tcp_congestion, "");  // the system's
   EXPECT_EQ(config->keep, 2u);
   EXPECT_FALSE(config->node_id);
   EXPECT_EQ(config->announce_interval, std::chrono::seconds(30));
@@ -144,6 +146,7 @@ TEST(AgentConfigTest, FileAloneWithPathsRelativeToIt) {
   EXPECT_EQ(config->max_peers, 12u);
   EXPECT_EQ(config->rate_up_bps, 10u << 20);
   EXPECT_EQ(config->rate_down_bps, 1u << 30);
+  EXPECT_EQ(config->tcp_congestion, "cubic");
   EXPECT_EQ(config->keep, 3u);
   EXPECT_EQ(config->node_id, 0xffu);
   EXPECT_EQ(config->announce_interval, std::chrono::seconds(15));
@@ -151,8 +154,9 @@ TEST(AgentConfigTest, FileAloneWithPathsRelativeToIt) {
 }
 
 TEST(AgentConfigTest, FlagsWinOverTheFile) {
-  auto flags = ParseArgs({"--max-peers", "99", "--tracker", "http://cli:1",
-                          "--zone", "", "--rate-up", "0", "--keep", "1"});
+  auto flags =
+      ParseArgs({"--max-peers", "99", "--tracker", "http://cli:1", "--zone", "",
+                 "--rate-up", "0", "--keep", "1", "--tcp-congestion", "reno"});
   auto config = ResolveAgentConfig(flags, kFullToml, kFile);
   ASSERT_TRUE(config) << config.error().ToString();
   EXPECT_EQ(config->max_peers, 99u);
@@ -161,6 +165,7 @@ TEST(AgentConfigTest, FlagsWinOverTheFile) {
   EXPECT_EQ(config->zone, "");
   EXPECT_EQ(config->rate_up_bps, 0u);
   EXPECT_EQ(config->keep, 1u);
+  EXPECT_EQ(config->tcp_congestion, "reno");
   // What the flags leave alone comes from the file.
   EXPECT_EQ(config->subscribe.size(), 2u);
   EXPECT_EQ(config->rate_down_bps, 1u << 30);
@@ -227,8 +232,8 @@ TEST(AgentConfigTest, FileErrorsNameTheFileLineAndKey) {
   EXPECT_EQ(FileError("[agent]\nzone = \"z\"\n"),
             "/etc/fleetcast/agent.toml:1: key 'agent': unknown key (known: "
             "tracker, data, state, listen, advertise, zone, subscribe, trust, "
-            "max_peers, rate_up, rate_down, keep, disk_budget, node_id, "
-            "announce_interval, dataset)");
+            "max_peers, rate_up, rate_down, tcp_congestion, keep, "
+            "disk_budget, node_id, announce_interval, dataset)");
   EXPECT_NE(FileError("rate_up = \"10X\"\n")
                 .find("agent.toml:1: key 'rate_up': not a rate in bytes/s"),
             std::string::npos);
@@ -320,6 +325,11 @@ TEST(AgentConfigTest, FlagErrorsNameTheFlag) {
   EXPECT_TRUE(
       FlagError({"--node-id", "0000000000000000"}).starts_with("--node-id: "));
   EXPECT_TRUE(FlagError({"--zone", "a b"}).starts_with("--zone: "));
+  EXPECT_EQ(FlagError({"--tcp-congestion", "Cubic!"}),
+            "--tcp-congestion: 'Cubic!' is not a TCP congestion control name "
+            "(e.g. cubic, bbr)");
+  EXPECT_TRUE(FlagError({"--tcp-congestion", std::string(16, 'a')})
+                  .starts_with("--tcp-congestion: "));
 }
 
 TEST(AgentConfigTest, MissingRequiredValues) {

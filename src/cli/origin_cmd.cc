@@ -7,6 +7,7 @@
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
+#include "net/peer_connection.h"
 #include "origin/origin_process.h"
 #include "origin/origin_seeder.h"
 
@@ -21,6 +22,7 @@ struct OriginArgs {
   std::string rate_up = "0";
   std::string zone;
   std::string advertise;
+  std::string tcp_congestion;
   int announce_interval = 30;
 };
 
@@ -53,6 +55,11 @@ int RunOrigin(const OriginArgs& a) {
   if (!process) return ReportError(process.error());
   origin::OriginSeederOptions seeding;
   seeding.zone = a.zone;
+  if (!a.tcp_congestion.empty()) {
+    auto usable = net::CheckCongestionControl(a.tcp_congestion);
+    if (!usable) return ReportError(usable.error());
+    seeding.congestion_control = a.tcp_congestion;
+  }
   seeding.rng_seed = std::random_device{}();
   auto seeder = origin::OriginSeeder::Attach((*process)->runtime(),
                                              (*process)->origin(), seeding);
@@ -84,6 +91,10 @@ void RegisterOrigin(CLI::App& app, Runner& run) {
                   "100MiB (0: unlimited)")
       ->capture_default_str();
   cmd->add_option("--zone", a->zone, "Locality zone of the origin");
+  cmd->add_option("--tcp-congestion", a->tcp_congestion,
+                  "TCP congestion control of peer connections, e.g. cubic "
+                  "(default: the system's; docs/agent.md)")
+      ->type_name("NAME");
   cmd->add_option("--advertise", a->advertise,
                   "HOST:PORT agents are told to connect to (default: the "
                   "bound peer address)");

@@ -1,14 +1,19 @@
 #include "net/peer_connection.h"
 
+#include <fmt/format.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 namespace fleetcast::net {
 
@@ -65,6 +70,55 @@ PeerConnection::PeerConnection(tcp::socket socket, PeerStrand strand,
     ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT,
                  &lowat, sizeof(lowat));
   }
+  if (!options_.congestion_control.empty()) {
+    ::setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_CONGESTION,
+                 options_.congestion_control.data(),
+                 static_cast<socklen_t>(options_.congestion_control.size()));
+  }
+}
+
+Status CheckCongestionControl(const std::string& name) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return MakeError(ErrorCode::kIo, "tcp congestion control",
+                     fmt::format("socket: {}", std::strerror(errno)));
+  }
+  int rc = ::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name.data(),
+                        static_cast<socklen_t>(name.size()));
+  int err = errno;
+  ::close(fd);
+  if (rc == 0) return {};
+  std::string available = "?";
+  if (std::FILE* f = std::fopen(
+          "/proc/sys/net/ipv4/tcp_available_congestion_control", "re")) {
+    char line[256] = {};
+    if (std::fgets(line, sizeof line, f)) {
+      available = line;
+      while (!available.empty() && available.back() == '\n') {
+        available.pop_back();
+      }
+    }
+    std::fclose(f);
+  }
+  return MakeError(
+      ErrorCode::kInvalidArgument, name,
+      fmt::format("TCP congestion control not usable here: {} (available: "
+                  "{}; a namespace may use only the allowed ones, "
+                  "net.ipv4.tcp_allowed_congestion_control)",
+                  std::strerror(err), available));
+}
+
+std::string PeerConnection::congestion_control() {
+  return CongestionControlOf(socket_.native_handle());
+}
+
+std::string CongestionControlOf(int fd) {
+  char name[32] = {};
+  socklen_t len = sizeof name;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &len) != 0) {
+    return "";
+  }
+  return std::string(name, ::strnlen(name, len));
 }
 
 void PeerConnection::Start() {

@@ -49,10 +49,21 @@ struct PeerConnectionOptions {
   // frames can overtake it, instead of in a socket buffer of megabytes;
   // 0 leaves the system default.
   int notsent_lowat_bytes = 128 * 1024;
+  // TCP congestion control of the socket (TCP_CONGESTION, e.g. "cubic");
+  // empty: the system's default. Check the name once with
+  // CheckCongestionControl: here a failure is ignored.
+  std::string congestion_control;
   // Paces reading (download rate limit); shared by the process's
   // connections. Null: unlimited.
   std::shared_ptr<RateLimiter> read_limiter;
 };
+
+// Whether sockets of this process can use TCP congestion control `name`
+// (loaded, and allowed or the process has CAP_NET_ADMIN): kInvalidArgument
+// naming it and the available ones otherwise.
+Status CheckCongestionControl(const std::string& name);
+// The congestion control of a TCP socket; empty when it cannot be read.
+std::string CongestionControlOf(int fd);
 
 class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
  public:
@@ -88,6 +99,8 @@ class PeerConnection : public std::enable_shared_from_this<PeerConnection> {
   // Opaque owner data (e.g. the PeerId the swarm gave this connection).
   uint64_t tag = 0;
   std::string remote_address;  // "host:port" of the socket's peer
+  // The socket's TCP congestion control (CongestionControlOf).
+  std::string congestion_control();
   uint64_t bytes_received() const { return bytes_received_; }
   uint64_t bytes_sent() const { return bytes_sent_; }
 

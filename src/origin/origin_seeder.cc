@@ -48,6 +48,7 @@ Result<std::unique_ptr<OriginSeeder>> OriginSeeder::Attach(
   hub.upload.slots = kOriginUploadSlots;
   hub.shared_up_limiter = origin.up_limiter();
   hub.rng_seed = options.rng_seed;
+  hub.congestion_control = options.congestion_control;
   obs::OriginMetrics* metrics = &origin.metrics();
   hub.observer.chunk_sent = [metrics](uint64_t bytes, bool again) {
     metrics->bytes_sent(obs::OriginProtocol::kPeer)

@@ -34,6 +34,8 @@ struct OriginSeederOptions {
   std::string zone;
   size_t max_peers = 200;  // connections per version
   uint64_t rng_seed = 1;
+  // TCP congestion control of peer connections; empty: the system's.
+  std::string congestion_control;
 };
 
 class OriginSeeder {

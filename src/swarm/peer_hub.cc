@@ -450,6 +450,7 @@ struct PeerHub::State : std::enable_shared_from_this<PeerHub::State> {
                  PeerSession session, std::string initial) {
     net::PeerConnectionOptions lo;
     lo.read_limiter = down;
+    lo.congestion_control = opts.congestion_control;
     c->link = PeerConnection::Create(
         std::move(socket), strand, std::move(session), std::move(initial), lo);
     std::weak_ptr<Conn> weak = c;

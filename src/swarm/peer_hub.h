@@ -117,6 +117,9 @@ struct PeerHubOptions {
   // origin's HTTP downloads) and rate_up_bytes_per_s is ignored.
   std::shared_ptr<net::RateLimiter> shared_up_limiter;
   uint64_t rng_seed = 1;
+  // TCP congestion control of every peer connection (net::
+  // PeerConnectionOptions); empty: the system's default.
+  std::string congestion_control;
   std::chrono::milliseconds connect_timeout{5'000};
   std::chrono::milliseconds redial_backoff{1'000};
   std::chrono::seconds ban_duration{600};

@@ -62,6 +62,19 @@ uint64_t DiskFree(const std::string& path) {
   return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
+// Sets a flag for as long as it lives: a coroutine's whole run, across its
+// suspensions. The flag must outlive it.
+class ScopedFlag {
+ public:
+  explicit ScopedFlag(bool& flag) : flag_(flag) { flag_ = true; }
+  ~ScopedFlag() { flag_ = false; }
+  ScopedFlag(const ScopedFlag&) = delete;
+  ScopedFlag& operator=(const ScopedFlag&) = delete;
+
+ private:
+  bool& flag_;
+};
+
 swarm::PeerAddress ToPeerAddress(const TrackerPeer& p, bool is_origin) {
   return swarm::PeerAddress{p.address.host, p.address.port, p.zone, is_origin};
 }
@@ -521,11 +534,7 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
   }
 
   awaitable<void> Share(std::shared_ptr<Follower> f, VersionRef v) {
-    f->sharing_pending = true;
-    struct Pending {
-      Follower* f;
-      ~Pending() { f->sharing_pending = false; }
-    } pending{f.get()};
+    ScopedFlag pending(f->sharing_pending);
     const Digest source = f->active->root;
     f->share_tried = {v.root, source};
     VersionStore* s = store.get();
@@ -763,11 +772,7 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
   // trusted keys, begins or resumes its staging, copies what kept versions
   // hold and joins the swarm for the rest.
   awaitable<void> StartStaging(std::shared_ptr<Follower> f, VersionRef v) {
-    f->busy = true;
-    struct Busy {
-      Follower* f;
-      ~Busy() { f->busy = false; }
-    } busy{f.get()};
+    ScopedFlag busy(f->busy);
     VersionStore* s = store.get();
     Digest root = v.root;
     auto local = [&] { return s->Envelope(root); };

@@ -54,55 +54,6 @@ Status ReadVerified(const std::string& path, uint64_t offset, uint32_t length,
   return {};
 }
 
-Status CopyRange(int in, uint64_t in_off, int out, uint64_t out_off,
-                 uint64_t length, const std::string& in_path,
-                 const std::string& out_path) {
-  bool fallback = false;
-  while (length > 0 && !fallback) {
-    loff_t ioff = static_cast<loff_t>(in_off);
-    loff_t ooff = static_cast<loff_t>(out_off);
-    ssize_t n = ::copy_file_range(in, &ioff, out, &ooff, length, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
-          errno == EOPNOTSUPP) {
-        fallback = true;
-        break;
-      }
-      return SysError(errno, out_path, "copy_file_range");
-    }
-    if (n == 0) {
-      return MakeError(ErrorCode::kCorrupt, in_path,
-                       "source file is shorter than its manifest says");
-    }
-    in_off += static_cast<uint64_t>(n);
-    out_off += static_cast<uint64_t>(n);
-    length -= static_cast<uint64_t>(n);
-  }
-  if (length == 0) return {};
-  std::vector<uint8_t> buffer(std::min<uint64_t>(length, 1 << 20));
-  while (length > 0) {
-    size_t want =
-        static_cast<size_t>(std::min<uint64_t>(length, buffer.size()));
-    auto n =
-        PreadFull(in, std::span<uint8_t>(buffer.data(), want), in_off, in_path);
-    if (!n) return std::unexpected(n.error());
-    if (*n != want) {
-      return MakeError(ErrorCode::kCorrupt, in_path,
-                       "source file is shorter than its manifest says");
-    }
-    if (auto st = PwriteAll(out, std::span<const uint8_t>(buffer.data(), want),
-                            out_off, out_path);
-        !st) {
-      return st;
-    }
-    in_off += want;
-    out_off += want;
-    length -= want;
-  }
-  return {};
-}
-
 Status RemoveTree(const std::string& path) {
   MakeDirsWritable(path);
   std::error_code ec;

@@ -27,13 +27,6 @@ Status ReadVerified(const std::string& path, uint64_t offset, uint32_t length,
 Status ReadExact(const std::string& path, uint64_t offset, uint32_t length,
                  std::vector<uint8_t>& out);
 
-// Copies `length` bytes from (in, in_off) to (out, out_off) with
-// copy_file_range, falling back to pread/pwrite where the kernel or file
-// system cannot (EXDEV, EINVAL, ENOSYS, EOPNOTSUPP).
-Status CopyRange(int in, uint64_t in_off, int out, uint64_t out_off,
-                 uint64_t length, const std::string& in_path,
-                 const std::string& out_path);
-
 // Removes a tree: directories are made owner-writable first, files keep
 // their modes (they may be hard links into a kept version).
 Status RemoveTree(const std::string& path);

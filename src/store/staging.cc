@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <mutex>
+#include <set>
 #include <unordered_map>
 
 #include "store/node_fs.h"
@@ -567,50 +569,149 @@ Result<LocalPlan> Staging::PlanLocalLocked(bool with_links,
   return plan;
 }
 
-Status Staging::CopyLocal(const CopyPlan& plan, unsigned threads) {
+// Each distinct chunk is read once from its source into memory, hashed,
+// and written from that buffer to each of its positions: the bytes that
+// land in the staging are the bytes that were hashed, exactly as for a
+// chunk received from a peer, so Finalize need not read them back.
+// (copy_file_range is not used: the bytes have to come into memory for the
+// hash anyway, and content-defined chunk offsets are rarely block-aligned,
+// so a reflink would seldom have shared extents.)
+Status Staging::CopyLocal(const CopyPlan& plan, unsigned threads,
+                          LocalPlan& done) {
   std::vector<CopyOp> ops = plan.ops;
   std::sort(ops.begin(), ops.end(), [](const CopyOp& a, const CopyOp& b) {
     return std::tie(a.dst_entry, a.dst_offset) <
            std::tie(b.dst_entry, b.dst_offset);
   });
-  std::vector<size_t> groups;  // start of each destination file's ops
+  // The ops of one chunk together, chunks in the order of their first
+  // position: a batch reads and writes mostly forward through one file.
+  std::unordered_map<uint32_t, size_t> first_op;
+  for (size_t i = 0; i < ops.size(); ++i) first_op.try_emplace(ops[i].index, i);
+  std::stable_sort(ops.begin(), ops.end(),
+                   [&](const CopyOp& a, const CopyOp& b) {
+                     return first_op.at(a.index) < first_op.at(b.index);
+                   });
+  struct Item {
+    size_t begin, end;  // ops of one distinct chunk
+  };
+  std::vector<Item> items;
   for (size_t i = 0; i < ops.size(); ++i) {
-    if (i == 0 || ops[i].dst_entry != ops[i - 1].dst_entry) groups.push_back(i);
+    if (i == 0 || ops[i].index != ops[i - 1].index) items.push_back({i, i});
+    items.back().end = i + 1;
   }
-  groups.push_back(ops.size());
-  auto copied =
-      ParallelFor(groups.size() - 1, threads, [&](size_t g) -> Status {
-        const uint32_t e = ops[groups[g]].dst_entry;
-        const std::string path = PathOf(e);
-        auto out = Open(path, O_WRONLY | O_NOFOLLOW);
-        if (!out) return std::unexpected(out.error());
-        uint32_t open_src = UINT32_MAX;
-        UniqueFd in;
-        for (size_t i = groups[g]; i < groups[g + 1]; ++i) {
-          const CopyOp& op = ops[i];
-          const std::string& src = plan.sources[op.src];
-          if (op.src != open_src) {
-            auto opened = Open(src, O_RDONLY | O_NOFOLLOW);
-            if (!opened) return std::unexpected(opened.error());
-            in = std::move(*opened);
-            open_src = op.src;
-          }
-          if (auto st = node_fs::CopyRange(in.get(), op.src_offset, out->get(),
-                                           op.dst_offset, op.length, src, path);
-              !st) {
-            return st;
-          }
+  // Batches of chunks whose first position is in the same file. Each
+  // batch reads and writes forward through its files; with many agents on
+  // one disk, more streams per file cost more than they gain. So a file is
+  // split only into batches of at least 1 / threads of the work (16 MiB
+  // at least): several files go to the threads whole, one large file is
+  // copied by all of them.
+  uint64_t total_bytes = 0;
+  for (const Item& item : items) total_bytes += ops[item.begin].length;
+  const uint64_t kBatchBytes =
+      std::max<uint64_t>(16ull << 20, total_bytes / ResolveThreads(threads));
+  std::vector<size_t> batches;  // start of each batch in `items`
+  uint64_t batch_bytes = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const CopyOp& op = ops[items[i].begin];
+    if (i == 0 || op.dst_entry != ops[items[i - 1].begin].dst_entry ||
+        batch_bytes >= kBatchBytes) {
+      batches.push_back(i);
+      batch_bytes = 0;
+    }
+    batch_bytes += op.length;
+  }
+  batches.push_back(items.size());
+
+  std::mutex mu;
+  std::vector<uint32_t> copied;                    // guarded by mu
+  std::vector<std::pair<uint32_t, uint32_t>> bad;  // (index, source), by mu
+  uint64_t copied_bytes = 0;                       // guarded by mu
+  auto work = [&](size_t b) -> Status {
+    std::vector<uint32_t> local_copied;
+    std::vector<std::pair<uint32_t, uint32_t>> local_bad;
+    uint64_t local_bytes = 0;
+    std::vector<uint8_t> buffer;
+    uint32_t open_src = UINT32_MAX;
+    UniqueFd in;
+    // Destination descriptors of this batch (few: mostly one file).
+    std::vector<std::pair<uint32_t, UniqueFd>> outs;
+    auto out_fd = [&](uint32_t e) -> Result<int> {
+      for (auto& [entry, fd] : outs) {
+        if (entry == e) return fd.get();
+      }
+      auto opened = Open(PathOf(e), O_WRONLY | O_NOFOLLOW);
+      if (!opened) return std::unexpected(opened.error());
+      outs.emplace_back(e, std::move(*opened));
+      return outs.back().second.get();
+    };
+    for (size_t it = batches[b]; it < batches[b + 1]; ++it) {
+      const CopyOp& first = ops[items[it].begin];
+      const std::string& src = plan.sources[first.src];
+      if (first.src != open_src) {
+        auto opened = Open(src, O_RDONLY | O_NOFOLLOW);
+        in = opened ? std::move(*opened) : UniqueFd();
+        open_src = first.src;
+      }
+      // A source that cannot be read or does not hash right is not
+      // copied: the chunk is fetched like any other missing one.
+      buffer.resize(first.length);
+      bool good = in.valid();
+      if (good) {
+        auto n = PreadFull(in.get(), buffer, first.src_offset, src);
+        good = n && *n == first.length &&
+               Sha256(buffer) == layout_->hash(first.index);
+      }
+      if (!good) {
+        local_bad.emplace_back(first.index, first.src);
+        continue;
+      }
+      for (size_t i = items[it].begin; i < items[it].end; ++i) {
+        const CopyOp& op = ops[i];
+        auto fd = out_fd(op.dst_entry);
+        if (!fd) return std::unexpected(fd.error());
+        if (auto st =
+                PwriteAll(*fd, buffer, op.dst_offset, PathOf(op.dst_entry));
+            !st) {
+          return st;
         }
-        return Status{};
-      });
-  if (!copied) return copied;
-  std::lock_guard pending(pending_mu_);
-  for (const CopyOp& op : ops) {
-    if (SetHave(op.index)) {
-      pending_.push_back(op.index);
-      pending_bytes_ += op.length;
+        local_bytes += op.length;
+      }
+      local_copied.push_back(first.index);
+    }
+    std::lock_guard lock(mu);
+    copied.insert(copied.end(), local_copied.begin(), local_copied.end());
+    bad.insert(bad.end(), local_bad.begin(), local_bad.end());
+    copied_bytes += local_bytes;
+    return Status{};
+  };
+  if (auto st = ParallelFor(batches.size() - 1, threads, work); !st) return st;
+
+  {
+    std::lock_guard pending(pending_mu_);
+    for (uint32_t index : copied) {
+      SetHashedHere(index);  // written from the bytes hashed above
+      if (SetHave(index)) {
+        pending_.push_back(index);
+        pending_bytes_ += layout_->length(index);
+      }
     }
   }
+  done.copied_chunks = copied.size();
+  done.copied_bytes = copied_bytes;
+  done.copy_mismatches = bad.size();
+  std::set<uint32_t> bad_srcs;
+  for (const auto& [index, src] : bad) {
+    done.missing.push_back(index);
+    done.missing_bytes += layout_->length(index);
+    if (!bad_srcs.insert(src).second) continue;
+    done.bad_sources.push_back(plan.sources[src]);
+    // A file of this staging linked to that inode is not trusted either.
+    struct stat st;
+    if (::stat(plan.sources[src].c_str(), &st) == 0) {
+      bad_inodes_.emplace(st.st_dev, st.st_ino);
+    }
+  }
+  std::sort(done.missing.begin(), done.missing.end());
   return {};
 }
 
@@ -657,17 +758,64 @@ Result<LocalPlan> Staging::ApplyLocal(const LocalPlan& plan) {
   CopyPlan copies;
   auto after = PlanLocalLocked(false, &copies);
   if (!after) return std::unexpected(after.error());
-  if (auto st = CopyLocal(copies, store_->options().local_copy_threads); !st) {
+  done.linked_files = after->linked_files;  // every linked file
+  done.linked_bytes = after->linked_bytes;
+  done.missing = std::move(after->missing);
+  done.missing_bytes = after->missing_bytes;
+  if (auto st = CopyLocal(copies, store_->options().local_copy_threads, done);
+      !st) {
     return std::unexpected(st.error());
   }
   if (auto st = CheckpointLocked(0); !st) return std::unexpected(st.error());
-  done.linked_files = after->linked_files;  // every linked file
-  done.linked_bytes = after->linked_bytes;
-  done.copied_chunks = after->copied_chunks;
-  done.copied_bytes = after->copied_bytes;
-  done.missing = std::move(after->missing);
-  done.missing_bytes = after->missing_bytes;
   return done;
+}
+
+FinalizeStats Staging::finalize_stats() const {
+  std::shared_lock lock(op_mu_);
+  return finalize_stats_;
+}
+
+// A hard-linked file is trusted without reading it when its inode is,
+// right now, the inode of an identical file (same chunks, size, mode and
+// mtime in the manifests) of a complete kept version: that version
+// verified every byte of it before its rename into versions/, and nothing
+// writes into a version since. What the inode shows must agree: a regular
+// file of the manifest's size and mtime, with the version's read-only mode
+// (a writable one, e.g. of a version finalized before versions were
+// read-only, may have been changed). A file linked by an earlier run and
+// found again on resume passes the same test; a local copy that found the
+// inode rotten (bad_inodes_) fails it.
+Result<std::vector<uint8_t>> Staging::TrustedLinks() const {
+  const Manifest& m = manifest();
+  std::vector<uint8_t> trusted(m.entries.size(), 0);
+  if (std::find(linked_.begin(), linked_.end(), 1) == linked_.end()) {
+    return trusted;
+  }
+  std::shared_lock versions(store_->versions_mu_);
+  auto kept = store_->KeptLayouts(dataset_);
+  if (!kept) return std::unexpected(kept.error());
+  for (uint32_t e = 0; e < m.entries.size(); ++e) {
+    if (!linked_[e]) continue;
+    const ManifestEntry& entry = m.entries[e];
+    struct stat st;
+    if (::lstat(PathOf(e).c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        static_cast<uint64_t>(st.st_size) != entry.size ||
+        (st.st_mode & 07777) != ReadOnlyMode(entry.mode) ||
+        MtimeNs(st) != entry.mtime_ns ||
+        bad_inodes_.contains({st.st_dev, st.st_ino})) {
+      continue;
+    }
+    for (const std::string& source :
+         VersionStore::IdenticalFiles(m, e, *kept)) {
+      struct stat src;
+      if (::lstat(source.c_str(), &src) == 0 && src.st_dev == st.st_dev &&
+          src.st_ino == st.st_ino) {
+        trusted[e] = 1;
+        break;
+      }
+    }
+  }
+  return trusted;
 }
 
 Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
@@ -691,12 +839,33 @@ Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
   }
 
   {
+    // Hard-linked files proven to be a kept version's inode are not read
+    // (docs/node-store.md, "Finalize"); kAll reads them too.
+    std::vector<uint8_t> trusted(m.entries.size(), 0);
+    if (options.verify != FinalizeVerify::kAll) {
+      auto t = TrustedLinks();
+      if (!t) return std::unexpected(t.error());
+      trusted = std::move(*t);
+    }
+    FinalizeStats stats;
+    std::atomic<uint64_t> rehashed_chunks{0};
+    std::atomic<uint64_t> rehashed_bytes{0};
+    for (uint32_t e : files) {
+      if (!linked_[e]) continue;
+      if (trusted[e]) {
+        ++stats.trusted_linked_files;
+        stats.trusted_linked_bytes += m.entries[e].size;
+      } else {
+        ++stats.rehashed_linked_files;
+      }
+    }
     std::mutex bad_mu;
     std::vector<uint32_t> bad;
     std::vector<uint32_t> bad_linked;
     auto verified =
         ParallelFor(files.size(), options.threads, [&](size_t f) -> Status {
           const uint32_t e = files[f];
+          if (trusted[e]) return Status{};
           const ManifestEntry& entry = m.entries[e];
           const std::string path = PathOf(e);
           auto fd = Open(path, O_RDONLY | O_NOFOLLOW);
@@ -705,6 +874,7 @@ Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
           std::vector<uint32_t> local_bad;
           const bool whole_file =
               options.verify == FinalizeVerify::kAll || linked_[e];
+          uint64_t chunks = 0, bytes = 0;
           for (uint32_t c = 0; c < entry.chunk_count; ++c) {
             const uint32_t k = static_cast<uint32_t>(entry.first_chunk + c);
             if (!whole_file && HashedHere(layout_->distinct_of(k))) continue;
@@ -712,10 +882,14 @@ Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
             buffer.resize(ref.length);
             auto n = PreadFull(fd->get(), buffer, layout_->offset_of(k), path);
             if (!n) return std::unexpected(n.error());
+            ++chunks;
+            bytes += *n;
             if (*n != ref.length || Sha256(buffer) != ref.hash) {
               local_bad.push_back(layout_->distinct_of(k));
             }
           }
+          rehashed_chunks.fetch_add(chunks);
+          rehashed_bytes.fetch_add(bytes);
           struct stat st;
           if (::fstat(fd->get(), &st) != 0)
             return SysError(errno, path, "stat");
@@ -732,6 +906,9 @@ Result<NodeVersion> Staging::Finalize(const FinalizeOptions& options) {
           }
           return Status{};
         });
+    stats.rehashed_chunks = rehashed_chunks.load();
+    stats.rehashed_bytes = rehashed_bytes.load();
+    finalize_stats_ = stats;
     if (!verified) return std::unexpected(verified.error());
     if (!bad.empty()) {
       // A linked file that does not match is replaced by a fresh one (the

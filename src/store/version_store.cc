@@ -499,39 +499,45 @@ Result<std::vector<VersionStore::Kept>> VersionStore::KeptLayouts(
   return kept;
 }
 
+std::vector<std::string> VersionStore::IdenticalFiles(
+    const Manifest& m, uint32_t entry, const std::vector<Kept>& kept,
+    size_t limit) {
+  std::vector<std::string> found;
+  const ManifestEntry& ne = m.entries[entry];
+  if (ne.type != EntryType::kFile || ne.chunk_count == 0) return found;
+  auto chunks = m.ChunksOf(ne);
+  for (const Kept& kv : kept) {
+    const ChunkLayout& old = *kv.layout;
+    auto j = old.Find(chunks[0].hash);
+    if (!j) continue;
+    for (uint32_t k : old.positions(*j)) {
+      const ManifestEntry& oe = old.manifest().entries[old.entry_of(k)];
+      // Same content, mode and mtime: the inode can be shared without
+      // either version ever changing it.
+      if (oe.first_chunk != k || oe.size != ne.size ||
+          oe.chunk_count != ne.chunk_count || oe.mode != ne.mode ||
+          oe.mtime_ns != ne.mtime_ns) {
+        continue;
+      }
+      auto old_chunks = old.manifest().ChunksOf(oe);
+      if (!std::equal(old_chunks.begin(), old_chunks.end(), chunks.begin())) {
+        continue;
+      }
+      found.push_back(kv.version.path + "/" + oe.path);
+      if (limit != 0 && found.size() >= limit) return found;
+    }
+  }
+  return found;
+}
+
 std::vector<std::string> VersionStore::LinkSources(
     const Manifest& m, const std::vector<Kept>& kept,
     const std::vector<uint8_t>* skip) {
   std::vector<std::string> sources(m.entries.size());
   for (uint32_t i = 0; i < m.entries.size(); ++i) {
-    const ManifestEntry& ne = m.entries[i];
-    if (ne.type != EntryType::kFile || ne.chunk_count == 0 ||
-        (skip != nullptr && (*skip)[i])) {
-      continue;
-    }
-    auto chunks = m.ChunksOf(ne);
-    for (const Kept& kv : kept) {
-      const ChunkLayout& old = *kv.layout;
-      auto j = old.Find(chunks[0].hash);
-      if (!j) continue;
-      for (uint32_t k : old.positions(*j)) {
-        const ManifestEntry& oe = old.manifest().entries[old.entry_of(k)];
-        // Same content, mode and mtime: the inode can be shared without
-        // either version ever changing it.
-        if (oe.first_chunk != k || oe.size != ne.size ||
-            oe.chunk_count != ne.chunk_count || oe.mode != ne.mode ||
-            oe.mtime_ns != ne.mtime_ns) {
-          continue;
-        }
-        auto old_chunks = old.manifest().ChunksOf(oe);
-        if (!std::equal(old_chunks.begin(), old_chunks.end(), chunks.begin())) {
-          continue;
-        }
-        sources[i] = kv.version.path + "/" + oe.path;
-        break;
-      }
-      if (!sources[i].empty()) break;
-    }
+    if (skip != nullptr && (*skip)[i]) continue;
+    auto found = IdenticalFiles(m, i, kept, 1);
+    if (!found.empty()) sources[i] = std::move(found[0]);
   }
   return sources;
 }

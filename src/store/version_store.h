@@ -16,13 +16,14 @@
 // A version goes through BeginStaging() (the disk budget checked, every
 // directory created, files identical to a kept version hard-linked to it,
 // every other file preallocated; or an interrupted staging resumed),
-// ApplyLocal() (chunks a kept version holds copied with copy_file_range),
+// ApplyLocal() (chunks a kept version holds read, hashed and written),
 // WriteChunk() for each distinct chunk the swarm delivers, Finalize()
-// (re-verified, mtimes/symlinks set, made read-only, fsynced, renamed into
-// versions/) and VersionStore::Activate() (a new symlink renamed over
-// `current`). The `current` symlink is the source of truth for what is
-// active; NodeState mirrors it. Versions are read-only on disk (write bits
-// cleared); Collect and RemoveVersion make them writable to delete them.
+// (what was not hashed in memory re-verified, mtimes/symlinks set, made
+// read-only, fsynced, renamed into versions/) and VersionStore::Activate() (a
+// new symlink renamed over `current`). The `current` symlink is the source of
+// truth for what is active; NodeState mirrors it. Versions are read-only on
+// disk (write bits cleared); Collect and RemoveVersion make them writable to
+// delete them.
 //
 // Durability: WriteChunk() only writes. Checkpoint() makes the files that
 // received chunks durable (fdatasync) and only then records those chunks
@@ -97,6 +98,12 @@ struct LocalPlan {
   uint64_t copied_bytes = 0;      // bytes written by local copies
   std::vector<uint32_t> missing;  // distinct indices still to fetch
   uint64_t missing_bytes = 0;     // their total length
+  // ApplyLocal only: chunks not copied because their kept source could not
+  // be read or did not hash to the manifest's digest (the kept version has
+  // rotted; these are in `missing`, to fetch), and the files they were
+  // read from.
+  uint64_t copy_mismatches = 0;
+  std::vector<std::string> bad_sources;
 };
 
 // What a version costs on disk, for the disk budget (StagingOptions,
@@ -129,14 +136,30 @@ struct StagingOptions {
 // Which chunks Finalize re-reads and re-hashes from the files before the
 // tree becomes a version.
 enum class FinalizeVerify {
-  // Every chunk of every file.
+  // Every chunk of every file, hard-linked files included.
   kAll,
   // Every chunk whose bytes this Staging did not hash in memory itself
-  // before writing them: chunks trusted from an earlier run (recorded
-  // durable), copied from kept versions, and everything in hard-linked
-  // files. A chunk received and verified in this process is not read back:
-  // the read would come from the page cache it was just written to.
+  // before writing them (chunks trusted from an earlier run's record), and
+  // every hard-linked file whose inode is not proven to be a kept
+  // version's. Not read back: chunks received and verified, or copied from
+  // a kept version after hashing the bytes read (the read would come from
+  // the page cache just written), and hard-linked files that are the same
+  // inode (st_dev, st_ino) as an identical file of a complete kept
+  // version, read-only with its manifest's mode, size and mtime (that
+  // version verified it when it was finalized; docs/node-store.md).
   kNotHashedHere,
+};
+
+// What the last Finalize() read back (Staging::finalize_stats()).
+struct FinalizeStats {
+  uint64_t rehashed_chunks = 0;  // chunk positions read and hashed
+  uint64_t rehashed_bytes = 0;   // their bytes
+  // Hard-linked files not read: the same inode as a kept version's file.
+  uint64_t trusted_linked_files = 0;
+  uint64_t trusted_linked_bytes = 0;
+  // Hard-linked files read whole (kAll, or not proven to be a kept
+  // version's inode).
+  uint64_t rehashed_linked_files = 0;
 };
 
 struct FinalizeOptions {
@@ -207,20 +230,28 @@ class Staging {
   // from kept versions of the dataset, and what remains to fetch.
   Result<LocalPlan> PlanLocal() const;
   // Hard-links plan.links, then copies every chunk a kept version (or a
-  // linked file) holds, then checkpoints. Returns what the staging holds
-  // locally now (linked_files counts every linked file; a link that fails,
-  // e.g. EMLINK, degrades to copies).
+  // linked file) holds, then checkpoints. A copy reads the chunk into
+  // memory, checks its SHA-256 against the manifest and writes it to every
+  // position (on ParallelFor, Options::local_copy_threads), so Finalize
+  // does not read it again; a chunk whose source does not hash right is
+  // not copied but left missing and counted (copy_mismatches). Returns
+  // what the staging holds locally now (linked_files counts every linked
+  // file; a link that fails, e.g. EMLINK, degrades to copies).
   Result<LocalPlan> ApplyLocal(const LocalPlan& plan);
 
   // Precondition for success: Complete(). Otherwise kInvalidArgument and
   // nothing changes. The chunks options.verify names are re-hashed from
-  // the files; chunks that do not match are dropped from the have-set and
-  // the result is kCorrupt (fetch Missing() again and retry). Then modes
-  // (the manifest's with the write bits cleared: versions are read-only),
-  // mtimes and symlinks are set, everything is fsynced and the tree is
-  // renamed to versions/<label>-<root12>. Does not activate.
+  // the files (finalize_stats() tells how much was read); chunks that do not
+  // match are dropped from the have-set and the result is kCorrupt (fetch
+  // Missing() again and retry). Then modes (the manifest's with the write bits
+  // cleared: versions are read-only), mtimes and symlinks are set, everything
+  // is fsynced and the tree is renamed to versions/<label>-<root12>. Does not
+  // activate.
   Result<NodeVersion> Finalize(const FinalizeOptions& options = {});
   bool finalized() const { return finalized_; }
+  // What the last Finalize() call read back (zero before the first one;
+  // also set by a Finalize that failed with kCorrupt).
+  FinalizeStats finalize_stats() const;
 
  private:
   friend class VersionStore;
@@ -239,7 +270,12 @@ class Staging {
   void MarkLinkSatisfied();
   // With `copies`, also lists the copy operations.
   Result<LocalPlan> PlanLocalLocked(bool with_links, CopyPlan* copies) const;
-  Status CopyLocal(const CopyPlan& plan, unsigned threads);
+  // Copies what `plan` lists; fills copied_*, copy_mismatches and
+  // bad_sources of `done` and adds the chunks not copied to its missing.
+  Status CopyLocal(const CopyPlan& plan, unsigned threads, LocalPlan& done);
+  // Per file entry: a hard-linked file whose inode is a complete kept
+  // version's identical file (see FinalizeVerify::kNotHashedHere).
+  Result<std::vector<uint8_t>> TrustedLinks() const;
   // Creates the tree: every directory, every regular file that has an
   // identical file in a kept version (`link_sources[entry]`, "" for none)
   // as a hard link to it, every other one preallocated. Resuming, keeps
@@ -270,6 +306,10 @@ class Staging {
   std::atomic<uint32_t> have_count_{0};
   std::atomic<uint64_t> have_bytes_{0};
   std::atomic<uint32_t> durable_count_{0};
+  // Inodes a local copy found rotten: a linked file sharing one is never
+  // trusted by Finalize. Changed only exclusively.
+  std::set<std::pair<uint64_t, uint64_t>> bad_inodes_;
+  FinalizeStats finalize_stats_;  // guarded by op_mu_
 
   std::mutex checkpoint_mu_;  // one Checkpoint at a time
   mutable std::mutex pending_mu_;
@@ -391,6 +431,12 @@ class VersionStore {
   static std::vector<std::string> LinkSources(
       const Manifest& m, const std::vector<Kept>& kept,
       const std::vector<uint8_t>* skip = nullptr);
+  // Every identical file of file entry `entry` of `m` in `kept` (most
+  // recent version first; at most `limit`, 0: all).
+  static std::vector<std::string> IdenticalFiles(const Manifest& m,
+                                                 uint32_t entry,
+                                                 const std::vector<Kept>& kept,
+                                                 size_t limit = 0);
   // SpaceEstimate of `m` next to `kept`.
   static Result<SpaceEstimate> Estimate(const Manifest& m,
                                         const std::vector<Kept>& kept);

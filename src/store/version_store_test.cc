@@ -216,6 +216,56 @@ class VersionStoreTest : public store_testing::StoreFixture {
     ASSERT_TRUE(st.has_value()) << st.error().ToString();
   }
 
+  // The distinct index of the chunk of file `path` that holds `offset`.
+  static uint32_t DistinctAt(const Staging& s, const std::string& path,
+                             uint64_t offset) {
+    const ChunkLayout& l = s.layout();
+    const Manifest& m = l.manifest();
+    for (const ManifestEntry& e : m.entries) {
+      if (e.path != path) continue;
+      for (uint32_t c = 0; c < e.chunk_count; ++c) {
+        const uint32_t k = static_cast<uint32_t>(e.first_chunk + c);
+        if (offset < l.offset_of(k) + m.chunks[k].length) {
+          return l.distinct_of(k);
+        }
+      }
+    }
+    ADD_FAILURE() << "no chunk at " << path << ":" << offset;
+    return UINT32_MAX;
+  }
+
+  // Silent rot in a kept version's (read-only) file: one byte changed in
+  // place, mode and mtime as they were.
+  static void RotInPlace(const std::string& path, size_t offset) {
+    struct stat st = Lstat(path);
+    ASSERT_NO_FATAL_FAILURE(FlipByteInPlace(path, offset, 0x20));
+    ASSERT_EQ(::chmod(path.c_str(), st.st_mode & 07777), 0);
+    store_testing::SetMtime(path, MtimeNs(st));
+  }
+
+  // Two files under data/: `a` (300 KB) is edited in v2 and rebuilt from
+  // v1's chunks, `b` (100 KB) stays and is hard-linked; v2 also adds `d`,
+  // which starts with b's bytes (copied from the linked b).
+  std::pair<Published, Published> PublishEditedPair() {
+    MakeDir(tree_ + "/data", 0755);
+    std::vector<uint8_t> a = RandomBytes(21, 300'000);
+    std::vector<uint8_t> b = RandomBytes(22, 100'000);
+    WriteFile(tree_ + "/data/a", ByteSpan(a), 0644);
+    WriteFile(tree_ + "/data/b", ByteSpan(b), 0644);
+    store_testing::SetMtime(tree_ + "/data/a", 1'650'000'000'000'000'000);
+    store_testing::SetMtime(tree_ + "/data/b", 1'650'000'000'100'000'000);
+    Published v1 = PublishVersion("v1");
+    for (size_t i = 250'000; i < 250'100; ++i) a[i] ^= 0x5a;
+    WriteFile(tree_ + "/data/a", ByteSpan(a), 0644);
+    store_testing::SetMtime(tree_ + "/data/a", 1'700'000'000'000'000'000);
+    std::vector<uint8_t> d = b;
+    std::vector<uint8_t> tail = RandomBytes(23, 20'000);
+    d.insert(d.end(), tail.begin(), tail.end());
+    WriteFile(tree_ + "/data/d", ByteSpan(d), 0644);
+    Published v2 = PublishVersion("v2");
+    return {v1, v2};
+  }
+
   std::string Current() const { return data_ + "/" + kDs + "/current"; }
   std::string VersionDir(const Published& p) const {
     return data_ + "/" + kDs + "/versions/" +
@@ -532,6 +582,7 @@ TEST_F(VersionStoreTest, ResumeKeepsHardLinksAndLocalCopies) {
   SetTimes();
   Published v2 = PublishVersion("v2");
   uint32_t have = 0;
+  uint64_t linked = 0;
   std::vector<uint32_t> missing;
   {
     auto s = Begin(v2);
@@ -542,6 +593,7 @@ TEST_F(VersionStoreTest, ResumeKeepsHardLinksAndLocalCopies) {
     ASSERT_TRUE(done.has_value()) << done.error().ToString();
     EXPECT_GT(done->linked_files, 0u);
     EXPECT_EQ(s->durable_count(), done->copied_chunks);  // checkpointed
+    linked = done->linked_files;
     have = s->have_count();
     missing = done->missing;
   }  // dropped: a crash after ApplyLocal
@@ -554,9 +606,137 @@ TEST_F(VersionStoreTest, ResumeKeepsHardLinksAndLocalCopies) {
             Lstat(VersionDir(v1) + "/data/copy").st_ino);
   Feed(*s, missing);
   ASSERT_TRUE(s->Finalize().has_value());
+  // The copies of the first run are trusted from its record, so finalize
+  // reads them back; the links found again are still v1's inodes.
+  const FinalizeStats stats = s->finalize_stats();
+  EXPECT_GT(stats.rehashed_bytes, 0u);
+  EXPECT_EQ(stats.rehashed_linked_files, 0u);
+  EXPECT_EQ(stats.trusted_linked_files, linked);
   ASSERT_TRUE(node_->Activate(kDs, v2.root).has_value());
   ExpectTreeIs(Current(), v2.manifest);
   ExpectTreeIs(VersionDir(v1), v1.manifest);
+}
+
+TEST_F(VersionStoreTest, LocalCopyOfARottenKeptChunkIsFetchedInstead) {
+  auto [v1, v2] = PublishEditedPair();
+  ASSERT_NO_FATAL_FAILURE(Install(v1));
+  // v1's a rots at its first chunk, which v2's a reuses.
+  const std::string rotten = VersionDir(v1) + "/data/a";
+  ASSERT_NO_FATAL_FAILURE(RotInPlace(rotten, 1000));
+
+  auto s = Begin(v2);
+  ASSERT_NE(s, nullptr);
+  const uint32_t bad = DistinctAt(*s, "data/a", 1000);
+  auto plan = s->PlanLocal();
+  ASSERT_TRUE(plan.has_value()) << plan.error().ToString();
+  EXPECT_THAT(plan->missing, ::testing::Not(::testing::Contains(bad)));
+  auto done = s->ApplyLocal(*plan);
+  ASSERT_TRUE(done.has_value()) << done.error().ToString();
+  // Not copied, counted, and left to fetch; everything else was copied.
+  EXPECT_EQ(done->copy_mismatches, 1u);
+  EXPECT_THAT(done->bad_sources, ::testing::ElementsAre(rotten));
+  EXPECT_EQ(done->copied_chunks, plan->copied_chunks - 1);
+  EXPECT_EQ(done->copied_bytes, plan->copied_bytes - s->layout().length(bad));
+  EXPECT_FALSE(s->Has(bad));
+  EXPECT_THAT(done->missing, ::testing::Contains(bad));
+  EXPECT_EQ(done->missing.size(), plan->missing.size() + 1);
+  EXPECT_EQ(s->Missing(), done->missing);
+  EXPECT_EQ(s->durable_count(), done->copied_chunks);
+
+  // The swarm's bytes go through WriteChunk; finalize reads nothing back:
+  // copies and received chunks were hashed in memory, b is v1's inode.
+  Feed(*s, done->missing);
+  auto v = s->Finalize();
+  ASSERT_TRUE(v.has_value()) << v.error().ToString();
+  const FinalizeStats stats = s->finalize_stats();
+  EXPECT_EQ(stats.rehashed_chunks, 0u);
+  EXPECT_EQ(stats.rehashed_bytes, 0u);
+  EXPECT_EQ(stats.trusted_linked_files, 1u);
+  EXPECT_EQ(stats.trusted_linked_bytes, 100'000u);
+  EXPECT_EQ(stats.rehashed_linked_files, 0u);
+  ASSERT_TRUE(node_->Activate(kDs, v2.root).has_value());
+  ExpectTreeIs(Current(), v2.manifest);
+  EXPECT_EQ(Lstat(Current() + "/data/b").st_ino,
+            Lstat(VersionDir(v1) + "/data/b").st_ino);
+}
+
+TEST_F(VersionStoreTest, FinalizeVerifyAllStillReadsCopiesAndLinkedFiles) {
+  auto [v1, v2] = PublishEditedPair();
+  ASSERT_NO_FATAL_FAILURE(Install(v1));
+  auto s = Begin(v2);
+  ASSERT_NE(s, nullptr);
+  auto done = s->ApplyLocal(*s->PlanLocal());
+  ASSERT_TRUE(done.has_value()) << done.error().ToString();
+  EXPECT_EQ(done->copy_mismatches, 0u);
+  EXPECT_GT(done->copied_chunks, 0u);
+  Feed(*s, done->missing);
+  ASSERT_TRUE(s->Finalize({.verify = FinalizeVerify::kAll}).has_value());
+  uint64_t file_bytes = 0, chunks = 0;
+  for (const ManifestEntry& e : v2.manifest.entries) {
+    if (e.type != EntryType::kFile) continue;
+    file_bytes += e.size;
+    chunks += e.chunk_count;
+  }
+  const FinalizeStats stats = s->finalize_stats();
+  EXPECT_EQ(stats.rehashed_bytes, file_bytes);
+  EXPECT_EQ(stats.rehashed_chunks, chunks);
+  EXPECT_EQ(stats.rehashed_linked_files, 1u);
+  EXPECT_EQ(stats.trusted_linked_files, 0u);
+  ASSERT_TRUE(node_->Activate(kDs, v2.root).has_value());
+  ExpectTreeIs(Current(), v2.manifest);
+}
+
+TEST_F(VersionStoreTest, ARottenInodeFoundByACopyIsNotTrustedAsALink) {
+  // d's first chunk is copied from the staging's b, a hard link to v1's
+  // b. When that read finds rot, b is not trusted at finalize either: it
+  // is read, found bad, replaced by a file of its own and fetched.
+  auto [v1, v2] = PublishEditedPair();
+  ASSERT_NO_FATAL_FAILURE(Install(v1));
+  ASSERT_NO_FATAL_FAILURE(RotInPlace(VersionDir(v1) + "/data/b", 10));
+  auto s = Begin(v2);
+  ASSERT_NE(s, nullptr);
+  const uint32_t bad = DistinctAt(*s, "data/d", 10);
+  ASSERT_EQ(bad, DistinctAt(*s, "data/b", 10));
+  auto done = s->ApplyLocal(*s->PlanLocal());
+  ASSERT_TRUE(done.has_value()) << done.error().ToString();
+  EXPECT_EQ(done->copy_mismatches, 1u);
+  EXPECT_THAT(done->bad_sources, ::testing::ElementsAre(s->dir() + "/data/b"));
+  Feed(*s, done->missing);
+  auto fin = s->Finalize();
+  ASSERT_FALSE(fin.has_value());
+  EXPECT_EQ(fin.error().code, ErrorCode::kCorrupt);
+  EXPECT_EQ(s->finalize_stats().rehashed_linked_files, 1u);
+  EXPECT_EQ(s->finalize_stats().trusted_linked_files, 0u);
+  EXPECT_THAT(s->Missing(), ::testing::Contains(bad));
+  Feed(*s, s->Missing());
+  ASSERT_TRUE(s->Finalize().has_value());
+  ASSERT_TRUE(node_->Activate(kDs, v2.root).has_value());
+  ExpectTreeIs(Current(), v2.manifest);
+  EXPECT_NE(Lstat(Current() + "/data/b").st_ino,
+            Lstat(VersionDir(v1) + "/data/b").st_ino);
+}
+
+TEST_F(VersionStoreTest, ALinkedFileThatIsNotProvenIsReadAtFinalize) {
+  // v1's b is writable (made so by hand, or a version from before versions
+  // were read-only): it may have changed since v1 was verified, so the
+  // link is read whole at finalize.
+  auto [v1, v2] = PublishEditedPair();
+  ASSERT_NO_FATAL_FAILURE(Install(v1));
+  const std::string b1 = VersionDir(v1) + "/data/b";
+  ASSERT_EQ(::chmod(b1.c_str(), 0644), 0);
+  auto s = Begin(v2);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(Lstat(s->dir() + "/data/b").st_ino, Lstat(b1).st_ino);
+  auto done = s->ApplyLocal(*s->PlanLocal());
+  ASSERT_TRUE(done.has_value()) << done.error().ToString();
+  EXPECT_EQ(done->copy_mismatches, 0u);
+  Feed(*s, done->missing);
+  ASSERT_TRUE(s->Finalize().has_value());
+  EXPECT_EQ(s->finalize_stats().rehashed_linked_files, 1u);
+  EXPECT_EQ(s->finalize_stats().trusted_linked_files, 0u);
+  EXPECT_EQ(s->finalize_stats().rehashed_bytes, 100'000u);
+  ASSERT_TRUE(node_->Activate(kDs, v2.root).has_value());
+  ExpectTreeIs(Current(), v2.manifest);
 }
 
 TEST_F(VersionStoreTest, ActivationIsAtomicAndRefusesIncompleteVersions) {

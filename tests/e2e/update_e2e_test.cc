@@ -517,9 +517,9 @@ TEST_F(UpdateE2eTest, DeltaUpdateMovesOnlyNewChunksThenRollbackIsInstant) {
   // rest came from v1 on its disk) and with the chunks that arrived twice
   // counted too (end game, late answers). A request is not duplicated
   // before it is 500 ms old (docs/swarm.md), so the worst agent of twelve
-  // receives 1.00 x; before that floor it was 1.04-1.12 x. Sanitizer builds
-  // run several times slower, where requests time out and are asked again,
-  // so their total is held to 1.25 x.
+  // receives 1.00 x in quiet runs; before that floor it was 1.04-1.12 x. On
+  // a loaded machine (or under sanitizers) requests time out and are asked
+  // again (1.28 x seen once at -j2), so that total is held to 1.25 x only.
   const double bound = 1.1 * static_cast<double>(new_bytes + manifest_bytes);
   const double bound_with_duplicates =
       (kSanitized ? 1.25 : 1.1) *

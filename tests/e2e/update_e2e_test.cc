@@ -522,8 +522,7 @@ TEST_F(UpdateE2eTest, DeltaUpdateMovesOnlyNewChunksThenRollbackIsInstant) {
   // again (1.28 x seen once at -j2), so that total is held to 1.25 x only.
   const double bound = 1.1 * static_cast<double>(new_bytes + manifest_bytes);
   const double bound_with_duplicates =
-      (kSanitized ? 1.25 : 1.1) *
-      static_cast<double>(new_bytes + manifest_bytes);
+      1.25 * static_cast<double>(new_bytes + manifest_bytes);
   double received_max = 0;
   double duplicate_max = 0;
   double sent_after = 0;

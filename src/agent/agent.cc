@@ -75,6 +75,28 @@ class ScopedFlag {
   bool& flag_;
 };
 
+// Opens a manifest envelope fetched for version `root` of `dataset` with
+// the trusted keys: kPeerProtocol when it is of another version (a source
+// served the wrong one), kInvalidArgument when of another dataset.
+Result<OpenedManifest> OpenManifestOf(ByteSpan envelope,
+                                      const TrustedKeys& trusted,
+                                      const Digest& root,
+                                      const std::string& dataset) {
+  auto opened = OpenManifest(envelope, trusted);
+  if (!opened) return std::unexpected(opened.error());
+  if (opened->root != root) {
+    return MakeError(ErrorCode::kPeerProtocol, root.ShortHex(),
+                     fmt::format("the manifest served has root {}",
+                                 opened->root.ShortHex()));
+  }
+  if (opened->manifest.header.dataset != dataset) {
+    return MakeError(ErrorCode::kInvalidArgument, root.ShortHex(),
+                     fmt::format("the manifest is of dataset '{}', not '{}'",
+                                 opened->manifest.header.dataset, dataset));
+  }
+  return opened;
+}
+
 swarm::PeerAddress ToPeerAddress(const TrackerPeer& p, bool is_origin) {
   return swarm::PeerAddress{p.address.host, p.address.port, p.zone, is_origin};
 }
@@ -554,13 +576,8 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
       SharedChunks shared;
     };
     auto map = [&]() -> Result<Mapped> {
-      auto opened = OpenManifest(*envelope, trusted);
+      auto opened = OpenManifestOf(*envelope, trusted, v.root, dataset);
       if (!opened) return std::unexpected(opened.error());
-      if (opened->root != v.root ||
-          opened->manifest.header.dataset != dataset) {
-        return MakeError(ErrorCode::kPeerProtocol, v.root.ShortHex(),
-                         "the manifest served is of another version");
-      }
       auto layout = ChunkLayout::Build(
           std::make_shared<const Manifest>(std::move(opened->manifest)));
       if (!layout) return std::unexpected(layout.error());
@@ -790,22 +807,8 @@ struct Agent::Impl : std::enable_shared_from_this<Impl> {
     staging_options.disk_budget = options.config.DiskBudgetFor(dataset);
     const std::optional<Digest> rollback_root = f->rollback_root;
     auto open = [&]() -> Result<std::shared_ptr<Staging>> {
-      auto opened = OpenManifest(bytes, trusted);
+      auto opened = OpenManifestOf(bytes, trusted, root, dataset);
       if (!opened) return std::unexpected(opened.error());
-      if (opened->root != root) {
-        return std::unexpected(
-            Error{ErrorCode::kPeerProtocol, root.ShortHex(),
-                  fmt::format("the manifest served has root {}",
-                              opened->root.ShortHex()),
-                  0});
-      }
-      if (opened->manifest.header.dataset != dataset) {
-        return std::unexpected(
-            Error{ErrorCode::kInvalidArgument, root.ShortHex(),
-                  fmt::format("the manifest is of dataset '{}', not '{}'",
-                              opened->manifest.header.dataset, dataset),
-                  0});
-      }
       if (staging_options.disk_budget > 0) {
         // Room is never made by deleting a rollback target: the one the
         // channel names, and the version active before the active one.

@@ -102,6 +102,19 @@ int64_t SystemUnixMs() {
       .count();
 }
 
+// The registry entry of the announcing node, with its progress in one
+// version.
+Announcer AnnouncerOf(const AnnounceRequest& request, double progress,
+                      bool complete) {
+  Announcer a;
+  a.node_id = request.node_id;
+  a.address = request.address;
+  a.zone = request.zone;
+  a.progress = progress;
+  a.complete = complete;
+  return a;
+}
+
 json PeerJson(const Announcer& a) {
   return json{{"node_id", FormatNodeId(a.node_id)},
               {"address", a.address},
@@ -334,13 +347,8 @@ AnnounceResponse TrackerService::Announce(const AnnounceRequest& request) {
       if (request.event == AnnounceEvent::kStopped) {
         registry_.Remove(key, request.node_id);
       } else {
-        Announcer a;
-        a.node_id = request.node_id;
-        a.address = request.address;
-        a.zone = request.zone;
-        a.progress = request.progress;
-        a.complete = request.complete;
-        registry_.Announce(key, std::move(a), now);
+        registry_.Announce(
+            key, AnnouncerOf(request, request.progress, request.complete), now);
       }
       // The node serves part of other versions too: peers fetching those
       // find it in their lists (it is never complete there unless it holds
@@ -348,14 +356,9 @@ AnnounceResponse TrackerService::Announce(const AnnounceRequest& request) {
       for (const ServedVersion& served : request.serves) {
         if (served.root == *response.root) continue;
         if (request.event == AnnounceEvent::kStopped) break;
-        const SwarmKey other{request.dataset, served.root};
-        Announcer a;
-        a.node_id = request.node_id;
-        a.address = request.address;
-        a.zone = request.zone;
-        a.progress = served.progress;
-        a.complete = served.progress >= 1.0;
-        registry_.Announce(other, std::move(a), now);
+        registry_.Announce(
+            SwarmKey{request.dataset, served.root},
+            AnnouncerOf(request, served.progress, served.progress >= 1.0), now);
       }
       PeerSelection selection =
           SelectPeers(registry_, key, request.node_id, request.zone, now, rng_,
